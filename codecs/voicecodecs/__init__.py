@@ -1,0 +1,1 @@
+"""voicecodecs: pure numpy voice codecs (arrays in, arrays out; no asyncio, no sockets)."""
