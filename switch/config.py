@@ -1,0 +1,176 @@
+"""Settings for `switch serve`: one dataclass, filled from defaults, a TOML file, the environment and flags.
+
+Precedence, lowest to highest: the defaults below, the TOML file named by ``--config`` (keys as the flag names,
+with ``-`` or ``_``), environment variables ``SWITCH_<NAME>`` (``SWITCH_SIP_PORT=5070``), command-line flags.
+Every protocol timer a user may want to shorten is a setting, so tests run a short profile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import ipaddress
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(Exception):
+    """A setting has a value the switch cannot use; the message names the setting."""
+
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    sip_port: int = 5060
+    http_port: int = 8080
+    rtp_ports: tuple[int, int] = (20000, 29999)
+    twiml_url: str | None = None
+    data_dir: Path = Path("data")
+    account_sid: str | None = None
+    force_rport: bool = False
+    egress_allow: tuple[IPNetwork, ...] = ()
+    t1: float = 0.5
+    t2: float = 4.0
+    t4: float = 5.0
+    rtp_timeout: float = 30.0
+    webhook_connect_timeout: float = 10.0
+    webhook_timeout: float = 15.0
+    drain_timeout: float = 30.0
+    max_calls: int = 0
+    log_level: str = "INFO"
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def egress_allowed(self, ip: str) -> bool:
+        """May the switch send to this address? With no --egress-allow, anywhere."""
+        if not self.egress_allow:
+            return True
+        try:
+            address = ipaddress.ip_address(ip)
+        except ValueError:
+            return False  # a host name: we resolve none when egress is restricted
+        return any(address in network for network in self.egress_allow)
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "extra"}
+
+_HELP = {
+    "host": "address to listen on for SIP, HTTP and RTP (default 127.0.0.1)",
+    "sip_port": "SIP port, UDP and TCP (default 5060)",
+    "http_port": "HTTP port for the API and recordings (default 8080)",
+    "rtp_ports": "RTP port range LOW-HIGH (default 20000-29999)",
+    "twiml_url": "the voice application: an http(s) URL or a TwiML file (default: the demo dialplan)",
+    "data_dir": "directory for recordings, the database and caches (default ./data)",
+    "account_sid": "AccountSid reported in webhooks (default: generated)",
+    "force_rport": "answer every request at its source address, whatever its Via says",
+    "egress_allow": "CIDR[,CIDR]: the only networks the switch may send to (default: anywhere)",
+    "t1": "SIP timer T1 in seconds (RFC 3261, default 0.5)",
+    "t2": "SIP timer T2 in seconds (default 4)",
+    "t4": "SIP timer T4 in seconds (default 5)",
+    "rtp_timeout": "hang up a call whose peer sends no RTP for this many seconds (default 30)",
+    "webhook_connect_timeout": "webhook connect timeout in seconds (default 10, as Twilio)",
+    "webhook_timeout": "webhook whole-response timeout in seconds (default 15, as Twilio)",
+    "drain_timeout": "on SIGTERM, how long calls in progress may go on (default 30)",
+    "max_calls": "answer new INVITEs with 503 above this many calls (0 = no limit)",
+    "log_level": "DEBUG, INFO, WARNING or ERROR (default INFO)",
+}
+
+
+def _convert(name: str, raw: object) -> object:
+    """Turn a value from TOML, the environment or a flag into the field's type."""
+    try:
+        if name in ("sip_port", "http_port", "max_calls"):
+            value = int(str(raw))
+            if name != "max_calls" and not 0 <= value <= 65535:
+                raise ValueError("not a port")
+            return value
+        if name in ("t1", "t2", "t4", "rtp_timeout", "webhook_connect_timeout", "webhook_timeout", "drain_timeout"):
+            seconds = float(str(raw))
+            if seconds <= 0:
+                raise ValueError("must be positive")
+            return seconds
+        if name == "force_rport":
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError("not a boolean")
+        if name == "rtp_ports":
+            if isinstance(raw, list | tuple) and len(raw) == 2:
+                low, high = int(raw[0]), int(raw[1])
+            else:
+                low_text, _, high_text = str(raw).partition("-")
+                low, high = int(low_text), int(high_text)
+            if not (1024 <= low < high <= 65535):
+                raise ValueError("need 1024 <= LOW < HIGH <= 65535")
+            return (low, high)
+        if name == "egress_allow":
+            items = raw if isinstance(raw, list | tuple) else str(raw).split(",")
+            return tuple(ipaddress.ip_network(str(item).strip(), strict=False) for item in items if str(item).strip())
+        if name == "data_dir":
+            return Path(str(raw)).expanduser()
+        if name == "log_level":
+            level = str(raw).upper()
+            if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+                raise ValueError("not a log level")
+            return level
+        if name in ("twiml_url", "account_sid"):
+            return str(raw) if str(raw) else None
+        return raw
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"invalid value for {name.replace('_', '-')}: {raw!r} ({exc})") from exc
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per setting; defaults are None so that flags override only what is given."""
+    parser.add_argument("--config", metavar="FILE", help="a TOML file holding any of these settings")
+    for name in _FIELDS:
+        flag = "--" + name.replace("_", "-")
+        if name == "force_rport":
+            parser.add_argument(flag, action="store_const", const=True, default=None, help=_HELP[name])
+        else:
+            parser.add_argument(flag, default=None, help=_HELP[name])
+
+
+def load_settings(
+    flags: Mapping[str, object] | None = None,
+    environ: Mapping[str, str] | None = None,
+    config_file: str | os.PathLike[str] | None = None,
+) -> Settings:
+    """Merge defaults, the TOML file, SWITCH_* environment variables and flags into Settings."""
+    environ = os.environ if environ is None else environ
+    flags = dict(flags or {})
+    config_file = config_file or flags.pop("config", None) or environ.get("SWITCH_CONFIG")  # type: ignore[assignment]
+    values: dict[str, object] = {}
+    extra: dict[str, Any] = {}
+    if config_file:
+        try:
+            with open(config_file, "rb") as handle:
+                document = tomllib.load(handle)
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {config_file}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {config_file} is not valid TOML: {exc}") from exc
+        for key, raw in document.items():
+            name = key.replace("-", "_")
+            if name in _FIELDS:
+                values[name] = _convert(name, raw)
+            else:
+                extra[key] = raw
+    for name in _FIELDS:
+        env_value = environ.get("SWITCH_" + name.upper())
+        if env_value is not None:
+            values[name] = _convert(name, env_value)
+    for name, raw in flags.items():
+        if name in _FIELDS and raw is not None:
+            values[name] = _convert(name, raw)
+    return Settings(**values, extra=extra)  # type: ignore[arg-type]
