@@ -1,7 +1,8 @@
 """Settings for `switch serve`: one dataclass, filled from defaults, a TOML file, the environment and flags.
 
-Precedence, lowest to highest: the defaults below, the TOML file named by ``--config`` (keys as the flag names,
-with ``-`` or ``_``), environment variables ``SWITCH_<NAME>`` (``SWITCH_SIP_PORT=5070``), command-line flags.
+Precedence, lowest to highest: the defaults below, the TOML file named by ``--config`` (keys as the flag
+names, with ``-`` or ``_``), environment variables ``SWITCH_<NAME>`` (``SWITCH_SIP_PORT=5070``),
+command-line flags.
 Every protocol timer a user may want to shorten is a setting, so tests run a short profile.
 """
 
@@ -90,7 +91,15 @@ def _convert(name: str, raw: object) -> object:
             if name != "max_calls" and not 0 <= value <= 65535:
                 raise ValueError("not a port")
             return value
-        if name in ("t1", "t2", "t4", "rtp_timeout", "webhook_connect_timeout", "webhook_timeout", "drain_timeout"):
+        if name in (
+            "t1",
+            "t2",
+            "t4",
+            "rtp_timeout",
+            "webhook_connect_timeout",
+            "webhook_timeout",
+            "drain_timeout",
+        ):
             seconds = float(str(raw))
             if seconds <= 0:
                 raise ValueError("must be positive")
@@ -115,7 +124,9 @@ def _convert(name: str, raw: object) -> object:
             return (low, high)
         if name == "egress_allow":
             items = raw if isinstance(raw, list | tuple) else str(raw).split(",")
-            return tuple(ipaddress.ip_network(str(item).strip(), strict=False) for item in items if str(item).strip())
+            return tuple(
+                ipaddress.ip_network(str(item).strip(), strict=False) for item in items if str(item).strip()
+            )
         if name == "data_dir":
             return Path(str(raw)).expanduser()
         if name == "log_level":
@@ -123,7 +134,13 @@ def _convert(name: str, raw: object) -> object:
             if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
                 raise ValueError("not a log level")
             return level
-        if name in ("twiml_url", "account_sid"):
+        if name == "twiml_url":
+            text = str(raw)
+            if not text:
+                return None
+            # A local document is kept as an absolute path, so a later chdir cannot change its meaning.
+            return text if "://" in text else str(Path(text).expanduser().resolve())
+        if name == "account_sid":
             return str(raw) if str(raw) else None
         return raw
     except (ValueError, TypeError) as exc:

@@ -35,8 +35,16 @@ def test_precedence_file_then_environment_then_flags(tmp_path: Path) -> None:
 
 def test_flags_parse_through_the_cli() -> None:
     namespace = build_parser().parse_args(
-        ["serve", "--sip-port", "5999", "--rtp-ports", "30000-30100", "--force-rport", "--egress-allow",
-         "127.0.0.0/8,::1/128"]
+        [
+            "serve",
+            "--sip-port",
+            "5999",
+            "--rtp-ports",
+            "30000-30100",
+            "--force-rport",
+            "--egress-allow",
+            "127.0.0.0/8,::1/128",
+        ]
     )
     flags = {k: v for k, v in vars(namespace).items() if k != "command"}
     settings = load_settings(flags, environ={})
