@@ -1,0 +1,202 @@
+"""Fetching TwiML documents and Play audio: http(s) with aiohttp, files and package data off the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import importlib.resources
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import aiohttp
+from yarl import URL
+
+from switch import __version__
+from switch.twiml.audio import AudioCache
+from switch.twiml.errors import (
+    BAD_CONTENT_TYPE,
+    CONNECT_FAILURE,
+    HTTP_RETRIEVAL_FAILURE,
+    INVALID_URL,
+    FetchError,
+)
+from switch.twiml.parser import MAX_DOCUMENT_BYTES
+from switch.twiml.session import InterpreterSettings
+from switch.twiml.urls import UrlKind, local_path, resource_parts, url_kind
+
+__all__ = ["FetchedDocument", "WebhookClient", "signature"]
+
+log = logging.getLogger("switch.twiml")
+
+XML_TYPES = frozenset({"text/xml", "application/xml"})
+AUDIO_TYPES = frozenset({"application/octet-stream"})
+USER_AGENT = f"switch/{__version__} (TwiML)"
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedDocument:
+    """A document's bytes and the URL they finally came from (after HTTP redirects)."""
+
+    body: bytes
+    url: str
+
+
+def signature(auth_token: str, url: str, params: Mapping[str, str]) -> str:
+    """Twilio's X-Twilio-Signature: base64(HMAC-SHA1(token, url + sorted name+value pairs))."""
+    payload = url + "".join(k + params[k] for k in sorted(params))
+    digest = hmac.new(auth_token.encode(), payload.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode()
+
+
+def _read_limited(path: Path, limit: int) -> bytes:
+    with path.open("rb") as f:
+        return f.read(limit + 1)
+
+
+def _read_resource(url: str, limit: int) -> bytes:
+    package, name = resource_parts(url)
+    if not package or not name or ".." in name.split("/"):
+        raise FetchError(INVALID_URL, f"invalid package resource {url!r}", url=url)
+    try:
+        resource = importlib.resources.files(package).joinpath(name)
+        with resource.open("rb") as f:
+            return f.read(limit + 1)
+    except (ModuleNotFoundError, OSError) as exc:
+        raise FetchError(HTTP_RETRIEVAL_FAILURE, f"cannot read {url}: {exc}", url=url) from exc
+
+
+class WebhookClient:
+    """One aiohttp session for every webhook and Play fetch of the process; also owns the audio cache."""
+
+    def __init__(self, settings: InterpreterSettings, *, audio_cache: AudioCache | None = None) -> None:
+        self.settings = settings
+        self.audio_cache = audio_cache if audio_cache is not None else AudioCache()
+        self._session: aiohttp.ClientSession | None = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            timeout = aiohttp.ClientTimeout(
+                total=self.settings.response_timeout,
+                sock_connect=self.settings.connect_timeout,
+            )
+            self._session = aiohttp.ClientSession(timeout=timeout, headers={"User-Agent": USER_AGENT})
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def fetch(self, url: str, method: str, params: Mapping[str, str]) -> FetchedDocument:
+        """Fetch a TwiML document. http(s): POST form-encoded ``params`` (or GET with them in the query)."""
+        kind = url_kind(url)
+        if kind is UrlKind.HTTP:
+            return await self._fetch_http(url, method, params)
+        body = await self._read_local(url, MAX_DOCUMENT_BYTES)
+        return FetchedDocument(body, url)
+
+    async def fetch_audio(self, url: str) -> bytes:
+        """The bytes of a Play file: GET over http(s) (kept in ``cache_dir`` when set), or a local read."""
+        limit = self.settings.max_audio_bytes
+        if url_kind(url) is not UrlKind.HTTP:
+            return await self._read_local(url, limit)
+        cached = self._disk_cache_path(url)
+        if cached is not None:
+            try:
+                return await asyncio.to_thread(cached.read_bytes)
+            except FileNotFoundError:
+                pass
+        data = await self._request(url, "GET", {}, limit, audio=True)
+        if len(data[0]) > limit:
+            raise FetchError(HTTP_RETRIEVAL_FAILURE, f"audio larger than {limit} bytes", url=url)
+        if cached is not None:
+            await asyncio.to_thread(self._write_cache, cached, data[0])
+        return data[0]
+
+    def _disk_cache_path(self, url: str) -> Path | None:
+        if self.settings.cache_dir is None:
+            return None
+        return self.settings.cache_dir / "play" / hashlib.sha256(url.encode()).hexdigest()
+
+    @staticmethod
+    def _write_cache(path: Path, data: bytes) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+
+    async def _fetch_http(self, url: str, method: str, params: Mapping[str, str]) -> FetchedDocument:
+        body, final_url = await self._request(url, method, params, MAX_DOCUMENT_BYTES, audio=False)
+        return FetchedDocument(body, final_url)
+
+    async def _request(
+        self, url: str, method: str, params: Mapping[str, str], limit: int, *, audio: bool
+    ) -> tuple[bytes, str]:
+        method = method.upper()
+        try:
+            target = URL(url)
+        except (ValueError, TypeError) as exc:
+            raise FetchError(INVALID_URL, f"invalid URL {url!r}", url=url) from exc
+        headers: dict[str, str] = {}
+        if method == "GET":
+            target = target.update_query(dict(params)) if params else target
+            signed = str(target)
+            data = None
+        else:
+            signed = url
+            data = dict(params)
+        if self.settings.auth_token and not audio:
+            signed_params = {} if method == "GET" else dict(params)
+            headers["X-Twilio-Signature"] = signature(self.settings.auth_token, signed, signed_params)
+        try:
+            async with self._http().request(method, target, data=data, headers=headers) as resp:
+                if resp.status >= 400:
+                    raise FetchError(HTTP_RETRIEVAL_FAILURE, f"HTTP {resp.status} from {url}", url=url)
+                ctype = resp.content_type.lower()
+                ok = (ctype.startswith("audio/") or ctype in AUDIO_TYPES) if audio else _is_xml(ctype)
+                if not ok:
+                    raise FetchError(BAD_CONTENT_TYPE, f"content type {ctype!r} from {url}", url=url)
+                body = bytearray()
+                async for chunk in resp.content.iter_chunked(65536):
+                    body += chunk
+                    if len(body) > limit:
+                        break
+                return bytes(body), str(resp.url)
+        except FetchError:
+            raise
+        except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+            raise FetchError(CONNECT_FAILURE, f"cannot reach {url}: {exc!r}", url=url) from exc
+        except aiohttp.InvalidURL as exc:
+            raise FetchError(INVALID_URL, f"invalid URL {url!r}", url=url) from exc
+        except aiohttp.ClientError as exc:
+            raise FetchError(HTTP_RETRIEVAL_FAILURE, f"fetching {url} failed: {exc!r}", url=url) from exc
+
+    async def _read_local(self, url: str, limit: int) -> bytes:
+        kind = url_kind(url)
+        if kind is UrlKind.RESOURCE:
+            return await asyncio.to_thread(_read_resource, url, limit)
+        if kind is not UrlKind.FILE:
+            raise FetchError(INVALID_URL, f"unsupported URL {url!r}", url=url)
+        path = Path(local_path(url))
+        try:
+            return await asyncio.to_thread(_read_limited, path, limit)
+        except OSError as exc:
+            raise FetchError(HTTP_RETRIEVAL_FAILURE, f"cannot read {path}: {exc}", url=url) from exc
+
+
+def _is_xml(ctype: str) -> bool:
+    return ctype in XML_TYPES or ctype.endswith("+xml")
