@@ -57,11 +57,12 @@ async def test_same_input_gives_same_audio_and_is_cached() -> None:
     assert b is a and first.renders == 1
     assert not a.flags.writeable
 
-    # A second render (another cache) gives the same timing and envelope; espeak-ng's internal state
-    # (pitch flutter, echo) that carries over between renders changes the waveform's fine detail.
+    # A second render (another cache) gives the same timing (within a frame) and envelope; espeak-ng's
+    # internal state (pitch flutter, echo), carried over between renders, changes the fine detail.
     c = await TextToSpeech().synthesize(SENTENCE, voice="woman", language="en-GB")
-    assert c is not a and len(c) == len(a)
-    assert np.corrcoef(_envelope(a), _envelope(c))[0, 1] > 0.95
+    assert c is not a and abs(len(c) - len(a)) < 160
+    n = min(len(a), len(c))
+    assert np.corrcoef(_envelope(a[:n]), _envelope(c[:n]))[0, 1] > 0.95
 
 
 def _envelope(pcm: NDArray[np.int16]) -> NDArray[np.float64]:
