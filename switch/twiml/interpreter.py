@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from switch.twiml.errors import APPLICATION_ERROR, HTTP_RETRIEVAL_FAILURE, INVALID_URL, TwimlError
@@ -52,12 +51,10 @@ class Interpreter:
         ended = asyncio.ensure_future(self.call.ended.wait())
         try:
             await asyncio.wait((session, ended), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (ended, session):
-                if not task.done():
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+        finally:  # also when run() itself is cancelled: then gather re-raises the cancellation
+            session.cancel()
+            ended.cancel()
+            await asyncio.gather(session, ended, return_exceptions=True)
         if not session.cancelled() and session.exception() is not None:
             exc = session.exception()
             log.error("TwiML session of call %s failed", self.call.sid, exc_info=exc)

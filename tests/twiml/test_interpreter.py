@@ -363,3 +363,29 @@ async def test_builtin_demo_runs_without_network(
     assert ("play", 8000, 1) in plays  # the Pause
     assert ("play", 2 * 1600 + 2 * 4000 + 1600, 1) in plays  # digits 1w2w3
     assert call.kinds()[:2] == ["ringing", "answer"] and call.kinds()[-1] == "hangup"
+
+
+async def test_run_cancelled_from_outside_cancels_the_verb(
+    server: AppServer, call: FakeCall, settings: InterpreterSettings, client: WebhookClient
+) -> None:
+    r = VoiceResponse()
+    r.play(digits="1", loop=1)
+    r.say("forever", loop=0)
+    task = asyncio.ensure_future(run(call, settings, client, server.twiml("/voice", str(r))))
+    await call.playing_forever.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert call.cancelled_play and call.kinds()[-1] == "play"
+
+
+async def test_play_bytes_kept_in_cache_dir(server: AppServer, tmp_path: Path) -> None:
+    pcm = np.full(500, 77, dtype=np.int16)
+    audio_url = server.file("/a.wav", wav_bytes(pcm), "audio/x-wav")
+    url = server.twiml("/voice", f"<Response><Play>{audio_url}</Play></Response>")
+    settings = InterpreterSettings(account_sid=ACCOUNT, cache_dir=tmp_path)
+    for _ in range(2):  # two clients, as after a restart: the second reads the disk cache
+        async with WebhookClient(settings) as client:
+            await run(FakeCall(), settings, client, url)
+    assert server.paths() == ["/voice", "/a.wav", "/voice"]
+    assert len(list((tmp_path / "play").iterdir())) == 1
