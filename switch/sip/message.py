@@ -473,18 +473,28 @@ class StreamParser:
             pending, self._pending = self._pending, None
             raise pending
         messages: list[Request | Response] = []
+        try:
+            self._frame(messages)
+        except SipParseError as exc:
+            if not messages:
+                raise
+            if not isinstance(exc, SipFramingError):
+                self._pending = exc
+        return messages
+
+    def _frame(self, messages: list[Request | Response]) -> None:
         buf = self._buf
         while True:
             start = _skip_crlf(buf)
             if start:
                 del buf[:start]
             if not buf:
-                break
+                return
             bounds = _split_head(buf, 0)
             if bounds is None:
                 if len(buf) > self._max:
                     raise self._fail("header section too large", 513, bytes(buf[:4096]))
-                break
+                return
             head_end, body_start = bounds
             head = bytes(buf[:head_end])
             is_response = head[:4].upper() == b"SIP/"
@@ -500,15 +510,13 @@ class StreamParser:
             if body_start + length > self._max:
                 raise self._fail(f"message of {body_start + length} octets is too large", 513, head)
             if len(buf) < body_start + length:
-                break
+                return
             raw = bytes(buf[: body_start + length])
             del buf[: body_start + length]
             try:
                 messages.append(parse_message(raw))
             except SipParseError as exc:
                 exc.raw = raw
-                if messages:
-                    self._pending = exc
-                    return messages
+                raise
                 raise
         return messages
