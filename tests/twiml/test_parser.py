@@ -203,3 +203,12 @@ def test_relative_urls_against_file_and_package_documents() -> None:
     )
     doc = parse_twiml(data, base_url="file:///srv/apps/main.xml")
     assert doc.verbs == (Play("file:///srv/apps/sounds/x.wav"), Redirect("file:///srv/b.xml"))
+
+
+@pytest.mark.parametrize("data", [BILLION_LAUGHS, XXE, EXTERNAL_DTD])
+def test_expat_handlers_refuse_dtds_even_without_the_byte_scan(data: bytes) -> None:
+    from switch.twiml.parser import _parse_xml
+
+    with pytest.raises(TwimlError) as info:
+        _parse_xml(data)
+    assert info.value.code == PARSE_FAILURE and "not allowed" in info.value.message
