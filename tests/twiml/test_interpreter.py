@@ -389,3 +389,38 @@ async def test_play_bytes_kept_in_cache_dir(server: AppServer, tmp_path: Path) -
             await run(FakeCall(), settings, client, url)
     assert server.paths() == ["/voice", "/a.wav", "/voice"]
     assert len(list((tmp_path / "play").iterdir())) == 1
+
+
+async def test_unsupported_verbs_are_skipped_with_a_warning(
+    server: AppServer,
+    call: FakeCall,
+    settings: InterpreterSettings,
+    client: WebhookClient,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, "switch.twiml")
+    r = VoiceResponse()
+    r.gather(num_digits=1).say("press")
+    r.dial("+15550001111")
+    r.say("after")
+    await run(call, settings, client, server.twiml("/voice", str(r)))
+    assert call.events[2:] == [("say", "after", None, None), ("play", 50, 1), ("hangup",)]
+    skipped = [x.getMessage() for x in caplog.records if getattr(x, "twilio_code", 0) == 12200]
+    assert len(skipped) == 2 and "<Gather>" in skipped[0] and call.sid in skipped[1]
+
+
+async def test_a_failing_call_layer_ends_the_session_with_hangup(
+    server: AppServer,
+    call: FakeCall,
+    settings: InterpreterSettings,
+    client: WebhookClient,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def broken_say(text: str, voice: str | None, language: str | None) -> np.ndarray:
+        raise RuntimeError("tts exploded")
+
+    call.say = broken_say  # type: ignore[method-assign]
+    await run(call, settings, client, server.twiml("/voice", "<Response><Say>x</Say><Pause/></Response>"))
+    assert call.events == [("ringing",), ("answer",), ("hangup",)]
+    [record] = [x for x in caplog.records if x.levelno == logging.ERROR]
+    assert call.sid in record.getMessage() and record.exc_info is not None
