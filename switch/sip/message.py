@@ -340,8 +340,7 @@ def _parse(data: bytes) -> Request | Response:
         raise SipParseError(f"Content-Length {length} exceeds the {available} octets received")
     else:
         msg.body = data[body_start : body_start + length]
-    if length is not None or msg.body:
-        headers.set("Content-Length", str(len(msg.body)))
+    headers.set("Content-Length", str(len(msg.body)))
     _validate(msg)
     return msg
 
