@@ -6,9 +6,20 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
+from typing import Any
 
 from switch.config import ConfigError, add_arguments, load_settings
+
+
+def _run(main: Coroutine[Any, Any, None]) -> None:
+    """Run on uvloop when it is installed, else on asyncio's own loop."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,13 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from switch.app import Switch
 
     try:
-        import uvloop
-
-        runner = uvloop.run
-    except ImportError:  # uvloop is optional; asyncio's loop works too
-        runner = asyncio.run
-    try:
-        runner(Switch(settings).run())
+        _run(Switch(settings).run())
     except OSError as exc:
         logging.getLogger("switch").error("cannot start: %s", exc)
         return 1

@@ -1,0 +1,185 @@
+"""The running switch: wires the SIP core, its transport, media, TTS, call control and TwiML together.
+
+Shutdown: the first SIGTERM drains (new INVITEs get 503, calls in progress go on for up to
+``drain_timeout``, then BYE); SIGINT or a second SIGTERM sends BYE to every call at once and exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import uuid
+
+from switch.calls.call import Call
+from switch.calls.manager import CallManager
+from switch.config import Settings
+from switch.media.engine import MediaEngine
+from switch.media.tts import TextToSpeech
+from switch.sip.core import CoreSettings, SipCore
+from switch.sip.dialog import dialog_id
+from switch.sip.events import RequestReceived
+from switch.sip.message import Response
+from switch.sip.timers import TimerSettings
+from switch.transport.sip import SipTransport
+from switch.twiml.fetch import WebhookClient
+from switch.twiml.interpreter import Interpreter
+from switch.twiml.session import InterpreterSettings
+from switch.twiml.urls import DEMO_URL
+
+log = logging.getLogger("switch")
+
+ALLOWED_METHODS = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS"})
+
+
+def account_sid_for(settings: Settings) -> str:
+    """The configured AccountSid, or one generated on first start and kept in the data directory."""
+    if settings.account_sid:
+        return settings.account_sid
+    path = settings.data_dir / "account_sid"
+    try:
+        existing = path.read_text().strip()
+        if existing.startswith("AC") and len(existing) == 34:
+            return existing
+    except OSError:
+        pass
+    sid = "AC" + uuid.uuid4().hex
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(sid + "\n")
+    return sid
+
+
+class CoreActions:
+    """Call control's view of the SIP core: act on it with the loop's clock, then let the transport flush."""
+
+    def __init__(self, core: SipCore, transport: SipTransport) -> None:
+        self.core = core
+        self.transport = transport
+        self.loop = asyncio.get_running_loop()
+
+    def respond(self, event: RequestReceived, response: Response) -> str | None:
+        """Send a response; for a 2xx to an INVITE, return the id of the dialog it established."""
+        sent = self.core.respond(event, response, self.loop.time())
+        self.transport.flush()
+        request = event.request
+        if not sent or request.method != "INVITE" or not 200 <= response.status < 300:
+            return None
+        local_tag = response.to.tag
+        if local_tag is None:
+            return None
+        return dialog_id(request.call_id, local_tag, request.from_.tag or "")
+
+    def send_in_dialog(
+        self, dialog_id: str, method: str, *, body: bytes = b"", headers: tuple[tuple[str, str], ...] = ()
+    ) -> str:
+        transaction_id = self.core.send_in_dialog(
+            dialog_id, method, self.loop.time(), body=body, headers=headers
+        )
+        self.transport.flush()
+        return transaction_id
+
+
+class Switch:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.stopping = asyncio.Event()
+        self.terminations = 0
+
+    async def run(self) -> None:
+        settings = self.settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        account_sid = account_sid_for(settings)
+        media = MediaEngine(
+            settings.host,
+            settings.rtp_ports,
+            egress_allowed=settings.egress_allowed,
+            rtp_timeout=settings.rtp_timeout,
+        )
+        await media.start()
+        tts = TextToSpeech()
+        interpreter_settings = InterpreterSettings(
+            account_sid=account_sid,
+            connect_timeout=settings.webhook_connect_timeout,
+            response_timeout=settings.webhook_timeout,
+            cache_dir=settings.data_dir / "cache",
+        )
+        client = WebhookClient(interpreter_settings)
+        core = SipCore(
+            CoreSettings(
+                timers=TimerSettings(t1=settings.t1, t2=settings.t2, t4=settings.t4),
+                local_host=settings.host,
+                local_port=settings.sip_port,
+                force_rport=settings.force_rport,
+                allowed_methods=ALLOWED_METHODS,
+            )
+        )
+        app_url = settings.twiml_url or DEMO_URL
+
+        async def run_call(call: Call) -> None:
+            await Interpreter(call, interpreter_settings, client).run(app_url)
+
+        manager: CallManager | None = None
+
+        def on_event(event: object) -> None:
+            assert manager is not None
+            manager.handle_event(event)  # type: ignore[arg-type]
+
+        transport = SipTransport(core, on_event, egress_allowed=settings.egress_allowed)
+        manager = CallManager(
+            CoreActions(core, transport),
+            media,
+            tts,
+            run_call,
+            account_sid=account_sid,
+            contact_host=settings.host,
+            contact_port=settings.sip_port,
+            max_calls=settings.max_calls,
+            allowed_methods=ALLOWED_METHODS,
+        )
+        media.on_rtp_timeout = lambda channel: self._rtp_timeout(manager, channel)
+        await transport.start(settings.host, settings.sip_port)
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self._on_sigterm)
+        loop.add_signal_handler(signal.SIGINT, self._on_sigint)
+        log.info(
+            "switch ready sip=udp+tcp://%s:%d rtp=%d-%d application=%s AccountSid=%s",
+            settings.host,
+            settings.sip_port,
+            settings.rtp_ports[0],
+            settings.rtp_ports[1],
+            app_url,
+            account_sid,
+        )
+        await self.stopping.wait()
+        if self.terminations == 1:
+            log.info("SIGTERM: draining %d calls (up to %.1f s)", len(manager.calls), settings.drain_timeout)
+            drain = asyncio.create_task(manager.drain(settings.drain_timeout))
+            self.stopping.clear()
+            stop = asyncio.create_task(self.stopping.wait())
+            await asyncio.wait({drain, stop}, return_when=asyncio.FIRST_COMPLETED)
+            stop.cancel()
+        manager.hangup_all()
+        # Give the BYEs a moment to leave and be answered.
+        try:
+            await asyncio.wait_for(manager.all_ended.wait(), 2.0)
+        except TimeoutError:
+            pass
+        await asyncio.sleep(0.05)
+        await transport.stop()
+        await media.stop()
+        await client.close()
+        log.info("switch stopped")
+
+    def _rtp_timeout(self, manager: CallManager, channel: int) -> None:
+        for call in list(manager.calls.values()):
+            if call.channel == channel:
+                log.info("RTP timeout CallSid=%s: hanging up", call.sid)
+                asyncio.get_running_loop().create_task(call.hangup())
+
+    def _on_sigterm(self) -> None:
+        self.terminations += 1
+        self.stopping.set()
+
+    def _on_sigint(self) -> None:
+        self.terminations += 2
+        self.stopping.set()
