@@ -206,7 +206,7 @@ class SipCore:
             self.counters.received += 1
             self._reject_unparsable(data, err, source, transport, connection)
             return
-        self.receive_message(msg, source, now, transport, connection, _counted=False)
+        self.receive_message(msg, source, now, transport, connection)
 
     def receive_message(
         self,
@@ -215,8 +215,6 @@ class SipCore:
         now: float,
         transport: str = "UDP",
         connection: object | None = None,
-        *,
-        _counted: bool = False,
     ) -> None:
         """Feed one message a StreamParser framed (or ``receive`` parsed)."""
         self.counters.received += 1
@@ -455,7 +453,8 @@ class SipCore:
                 return
             self._deliver(req, key, route, source, transport, connection, now, did)
             return
-        merged_key = (from_tag, req.call_id, req.cseq.seq, req.cseq.method)
+        cseq = req.cseq
+        merged_key = (from_tag, req.call_id, cseq.seq, cseq.method)
         if merged_key[0] and self._merged.get(merged_key, key) != key:  # RFC 3261 §8.2.2.2
             self._auto_status(req, key, route, transport, connection, now, 482)
             return
