@@ -35,8 +35,7 @@ class TcpConnection(asyncio.Protocol):
         self.closed = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]  # uvloop's TCPTransport is no asyncio.Transport
         host, port = transport.get_extra_info("peername")[:2]
         self.peer = (host, port)
         self.owner.connections[self.peer] = self
