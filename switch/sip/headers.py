@@ -142,7 +142,7 @@ class Headers:
         key = canon.lower()
         for i, item in enumerate(self._items):
             if item[0] == key:
-                self._items[i] = (key, canon, value)
+                self._items[i] = (key, item[1], value)
                 self._items = [it for j, it in enumerate(self._items) if j <= i or it[0] != key]
                 return
         self._items.append((key, canon, value))
