@@ -270,3 +270,24 @@ def test_rfc2543_request_without_branch_matches_its_retransmission_and_ack() -> 
     ack = ack.replace(b"To: <sip:bob@127.0.0.1>", b"To: <sip:bob@127.0.0.1>;tag=t")
     c.receive(ack, SRC, 0.3)
     assert fire_until(c, 10.0) == []  # the ACK stopped timer G
+
+
+def test_reinvite_in_dialog_is_acknowledged_through_the_dialog() -> None:
+    c = core()
+    invite_answered(c)
+    c.receive(request("ACK", branch="z9hG4bKack", to_tag="uas"), SRC, 1.1)
+    events(c)
+    c.receive(request(branch="z9hG4bKre", to_tag="uas", cseq="2 INVITE"), SRC, 2.0)
+    assert codes(c) == [100]
+    (re,) = events(c)
+    assert isinstance(re, RequestReceived) and re.dialog_id == "call-1;uas;ft"
+    assert c.respond(re, make_response(re.request, 200), 2.1)
+    (ok,) = sent(c)
+    assert ok.status == 200 and ok.to.tag == "uas" and ok.cseq.seq == 2
+    c.receive(request("ACK", branch="z9hG4bKack1", to_tag="uas", cseq="1 ACK"), SRC, 2.2)
+    assert events(c) == []  # an ACK for the old INVITE does not acknowledge the re-INVITE
+    assert [t for t, _ in fire_until(c, 2.7)] == [2.6]
+    c.receive(request("ACK", branch="z9hG4bKack2", to_tag="uas", cseq="2 ACK"), SRC, 2.8)
+    (ack,) = events(c)
+    assert isinstance(ack, AckReceived) and ack.request.cseq.seq == 2
+    assert fire_until(c, 30.0) == []
