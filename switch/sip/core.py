@@ -274,8 +274,13 @@ class SipCore:
             return False
         request = entry.request
         headers = response.headers.copy()
-        if response.status > 100 and request.to.tag is None and response.to.tag is None:
-            headers.set("To", str(with_tag(response.to, entry.to_tag)))
+        to_tag: str | None = None
+        if response.status > 100:
+            response_to = response.to
+            to_tag = response_to.tag
+            if to_tag is None and request.to.tag is None:  # §8.2.6.2: the UAS adds its tag
+                to_tag = entry.to_tag
+                headers.set("To", str(with_tag(response_to, to_tag)))
         if "Server" not in headers:
             headers.add("Server", self.settings.user_agent)
         response = Response(response.status, response.reason, headers, response.body, response.version)
@@ -284,7 +289,7 @@ class SipCore:
         except TransactionStateError:
             return False
         if request.method == "INVITE" and 200 <= response.status < 300:
-            self._on_invite_accepted(entry, response)
+            self._on_invite_accepted(entry, response, to_tag)
         elif request.method == "BYE" and response.status >= 200 and entry.dialog_id is not None:
             self._end_dialog(entry.dialog_id)
         return True
@@ -604,11 +609,12 @@ class SipCore:
             extras.pending_invite = None
         self._events.append(AckReceived(req, entry.dialog_id))
 
-    def _on_invite_accepted(self, entry: _Entry, response: Response) -> None:
-        to_tag = response.to.tag
-        if to_tag is None:
-            return
-        did = dialog_id(entry.request.call_id, to_tag, entry.request.from_.tag or "")
+    def _on_invite_accepted(self, entry: _Entry, response: Response, to_tag: str | None) -> None:
+        did = entry.dialog_id  # set for a re-INVITE
+        if did is None:
+            if to_tag is None:
+                return
+            did = dialog_id(entry.request.call_id, to_tag, entry.request.from_.tag or "")
         if did not in self._dialogs:
             dialog = Dialog.from_uas(entry.request, response)
             dialog.transport = entry.transport
