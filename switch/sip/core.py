@@ -395,6 +395,11 @@ class SipCore:
             self._end_dialog(dialog_id)
         return tx_id
 
+    def dialog_id_of(self, transaction_id: str) -> str | None:
+        """The dialog a live transaction belongs to (e.g. the one a 2xx to an INVITE just created)."""
+        entry = self._entries.get(transaction_id)
+        return entry.dialog_id if entry is not None else None
+
     def dialog(self, dialog_id: str) -> Dialog | None:
         return self._dialogs.get(dialog_id)
 

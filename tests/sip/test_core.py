@@ -86,6 +86,7 @@ def test_invite_2xx_is_retransmitted_until_ack_then_ack_event() -> None:
     invite_answered(c)
     (did,) = c.dialogs
     assert did == "call-1;uas;ft"
+    assert c.dialog_id_of("s1") == did and c.dialog_id_of("nope") is None
     log = fire_until(c, 4.6)
     assert [t for t, _ in log] == [1.5, 2.5, 4.5]
     assert all(parse_message(o.data).status == 200 for _, o in log)  # type: ignore[union-attr]
