@@ -17,7 +17,6 @@ from switch.config import Settings
 from switch.media.engine import MediaEngine
 from switch.media.tts import TextToSpeech
 from switch.sip.core import CoreSettings, SipCore
-from switch.sip.dialog import dialog_id
 from switch.sip.events import RequestReceived
 from switch.sip.message import Response
 from switch.sip.timers import TimerSettings
@@ -61,13 +60,9 @@ class CoreActions:
         """Send a response; for a 2xx to an INVITE, return the id of the dialog it established."""
         sent = self.core.respond(event, response, self.loop.time())
         self.transport.flush()
-        request = event.request
-        if not sent or request.method != "INVITE" or not 200 <= response.status < 300:
+        if not sent or event.request.method != "INVITE" or not 200 <= response.status < 300:
             return None
-        local_tag = response.to.tag
-        if local_tag is None:
-            return None
-        return dialog_id(request.call_id, local_tag, request.from_.tag or "")
+        return self.core.dialog_id_of(event.transaction_id)
 
     def send_in_dialog(
         self, dialog_id: str, method: str, *, body: bytes = b"", headers: tuple[tuple[str, str], ...] = ()

@@ -117,8 +117,7 @@ class CallManager:
         return None
 
     def _on_invite(self, event: RequestReceived) -> None:
-        request = event.request
-        self.respond(event, make_response(request, 100))
+        request = event.request  # the core has already sent 100 Trying
         if self.draining or (self.max_calls and len(self.calls) >= self.max_calls):
             response = make_response(request, 503)
             response.headers.add("Retry-After", "5")
