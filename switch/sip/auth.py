@@ -319,6 +319,10 @@ class NonceManager:
             return "invalid"
         if len(raw) != expected_length:
             return "invalid"
+        # Only the canonical spelling counts: a last character that differs in its unused low bits
+        # decodes to the same bytes, and a nonce is compared as a string by clients.
+        if base64.urlsafe_b64encode(raw).rstrip(b"=").decode() != nonce:
+            return "invalid"
         payload, signature = raw[: self._FORMAT.size], raw[self._FORMAT.size :]
         if not hmac.compare_digest(signature, self._sign(payload)):
             return "invalid"
