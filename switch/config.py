@@ -46,6 +46,14 @@ class Settings:
     drain_timeout: float = 30.0
     max_calls: int = 0
     log_level: str = "INFO"
+    trusted_sources: tuple[IPNetwork, ...] = ()
+    sip_rate: float = 50.0
+    sip_burst: float = 100.0
+    block_seconds: float = 60.0
+    tcp_max_per_source: int = 32
+    tcp_idle_timeout: float = 300.0
+    tcp_frame_timeout: float = 10.0
+    max_message_size: int = 65535
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def egress_allowed(self, ip: str) -> bool:
@@ -80,12 +88,30 @@ _HELP = {
     "drain_timeout": "on SIGTERM, how long calls in progress may go on (default 30)",
     "max_calls": "answer new INVITEs with 503 above this many calls (0 = no limit)",
     "log_level": "DEBUG, INFO, WARNING or ERROR (default INFO)",
+    "trusted_sources": "CIDR[,CIDR]: sources exempt from rate limits and per-source caps",
+    "sip_rate": "SIP requests per second allowed per source address (default 50, 0 = no limit)",
+    "sip_burst": "requests a source may send at once before --sip-rate applies (default 100)",
+    "block_seconds": "how long a source that keeps exceeding its rate is ignored (default 60)",
+    "tcp_max_per_source": "SIP TCP connections allowed per source address (default 32, 0 = no limit)",
+    "tcp_idle_timeout": "close a SIP TCP connection silent for this many seconds (default 300)",
+    "tcp_frame_timeout": "close a SIP TCP connection holding a partial message this long (default 10)",
+    "max_message_size": "largest SIP message accepted, in octets (default 65535; larger: 413 or TCP close)",
 }
 
 
 def _convert(name: str, raw: object) -> object:
     """Turn a value from TOML, the environment or a flag into the field's type."""
     try:
+        if name in ("tcp_max_per_source", "max_message_size"):
+            value = int(str(raw))
+            if value < 0 or name == "max_message_size" and value < 1024:
+                raise ValueError("too small")
+            return value
+        if name in ("sip_rate", "sip_burst"):
+            rate = float(str(raw))
+            if rate < 0:
+                raise ValueError("must not be negative")
+            return rate
         if name in ("sip_port", "http_port", "max_calls"):
             value = int(str(raw))
             if name != "max_calls" and not 0 <= value <= 65535:
@@ -99,6 +125,9 @@ def _convert(name: str, raw: object) -> object:
             "webhook_connect_timeout",
             "webhook_timeout",
             "drain_timeout",
+            "block_seconds",
+            "tcp_idle_timeout",
+            "tcp_frame_timeout",
         ):
             seconds = float(str(raw))
             if seconds <= 0:
@@ -122,7 +151,7 @@ def _convert(name: str, raw: object) -> object:
             if not (1024 <= low < high <= 65535):
                 raise ValueError("need 1024 <= LOW < HIGH <= 65535")
             return (low, high)
-        if name == "egress_allow":
+        if name in ("egress_allow", "trusted_sources"):
             items = raw if isinstance(raw, list | tuple) else str(raw).split(",")
             return tuple(
                 ipaddress.ip_network(str(item).strip(), strict=False) for item in items if str(item).strip()
