@@ -1,0 +1,10 @@
+"""Per-source protection for the SIP transport: token-bucket rate limits, blocking, TCP connection bounds.
+
+Everything here is sans-IO: callers pass ``now`` (the loop's clock), so the rules are tested without
+sockets or sleeping.  The per-packet cost is a dict lookup and a few float operations.
+"""
+
+from switch.security.guard import GuardSettings, SourceGuard, TcpSlot
+from switch.security.ratelimit import SourceRateLimiter, TrustedNetworks
+
+__all__ = ["GuardSettings", "SourceGuard", "SourceRateLimiter", "TcpSlot", "TrustedNetworks"]

@@ -1,0 +1,130 @@
+"""What the SIP transport asks before it spends work on a source: rate, blocks, TCP connection bounds.
+
+``SourceGuard`` is sans-IO.  Per UDP datagram the transport calls :meth:`SourceGuard.allow_datagram`
+(a prefix test, a dict lookup and arithmetic); per TCP connection :meth:`SourceGuard.tcp_open` and
+:meth:`SourceGuard.tcp_closed`; and every ``sweep_interval`` seconds :meth:`SourceGuard.tcp_expired` on
+each connection's :class:`TcpSlot`, which says whether it must be closed (idle, or a partial message that
+never completes).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from switch.security.ratelimit import SourceRateLimiter, TrustedNetworks
+
+__all__ = ["GuardSettings", "SourceGuard", "TcpSlot"]
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# Requests that never start work of their own: an ACK ends a transaction we already answered, a CANCEL
+# ends one we are running.  Dropping them would only make us retransmit more.
+_UNLIMITED_PREFIXES = (b"SIP/", b"ACK ", b"CANCEL ")
+
+
+@dataclass(frozen=True, slots=True)
+class GuardSettings:
+    rate: float = 50.0  # requests per second per source (0 = no limit)
+    burst: float = 100.0
+    block_after: int = 200  # refusals in a row before a source is blocked (0 = never block)
+    block_seconds: float = 60.0
+    trusted: tuple[IPNetwork, ...] = ()
+    tcp_max_per_source: int = 32  # 0 = no limit
+    tcp_idle_timeout: float = 300.0  # no octet at all for this long: close
+    tcp_frame_timeout: float = 10.0  # a partial message not completed within this: close
+    max_message_size: int = 65535
+
+    @property
+    def sweep_interval(self) -> float:
+        return max(0.05, min(self.tcp_idle_timeout, self.tcp_frame_timeout) / 4)
+
+
+@dataclass(slots=True)
+class TcpSlot:
+    """Per-connection timestamps the transport keeps up to date (assignments only, no allocation)."""
+
+    ip: str
+    opened: float
+    last_data: float
+    partial_since: float | None = None  # when the buffered octets that are not a whole message began
+
+
+@dataclass(slots=True)
+class _Counts:
+    rate_limited: int = 0
+    tcp_refused: int = 0
+    tcp_idle_closed: int = 0
+    tcp_stalled_closed: int = 0
+
+
+class SourceGuard:
+    def __init__(self, settings: GuardSettings | None = None) -> None:
+        self.settings = settings = settings if settings is not None else GuardSettings()
+        self.trusted = TrustedNetworks(settings.trusted)
+        self.limiter = SourceRateLimiter(
+            settings.rate,
+            settings.burst,
+            trusted=self.trusted,
+            block_after=settings.block_after,
+            block_seconds=settings.block_seconds,
+        )
+        self.tcp_per_source: dict[str, int] = {}
+        self.counts = _Counts()
+        self.limit_log_every = 1000  # the transport logs the first refusal and then every Nth
+
+    def allow_datagram(self, data: bytes, ip: str, now: float) -> bool:
+        """May this UDP datagram (or framed TCP message) from ``ip`` be processed?"""
+        if data.startswith(_UNLIMITED_PREFIXES):
+            return True
+        if self.limiter.allow(ip, now):
+            return True
+        self.counts.rate_limited += 1
+        return False
+
+    def allow_request(self, method: str, ip: str, now: float) -> bool:
+        """The same for a parsed request (TCP)."""
+        if method in ("ACK", "CANCEL"):
+            return True
+        if self.limiter.allow(ip, now):
+            return True
+        self.counts.rate_limited += 1
+        return False
+
+    def block(self, ip: str, now: float, seconds: float | None = None) -> None:
+        """Refuse everything from ``ip`` for a while (for example after repeated failed authentication)."""
+        self.limiter.block(ip, now, seconds)
+
+    def tcp_open(self, ip: str, now: float) -> bool:
+        """A connection from ``ip`` was accepted; False means close it at once (over the cap, or blocked)."""
+        if ip in self.trusted:
+            return True
+        if self.limiter.is_blocked(ip, now):
+            self.counts.tcp_refused += 1
+            return False
+        cap = self.settings.tcp_max_per_source
+        count = self.tcp_per_source.get(ip, 0)
+        if cap and count >= cap:
+            self.counts.tcp_refused += 1
+            return False
+        self.tcp_per_source[ip] = count + 1
+        return True
+
+    def tcp_closed(self, ip: str) -> None:
+        """A connection that ``tcp_open`` admitted has closed."""
+        count = self.tcp_per_source.get(ip, 0) - 1
+        if count > 0:
+            self.tcp_per_source[ip] = count
+        else:
+            self.tcp_per_source.pop(ip, None)
+
+    def tcp_expired(self, slot: TcpSlot, now: float) -> str | None:
+        """Why this connection must be closed now, or None."""
+        s = self.settings
+        if slot.partial_since is not None and now - slot.partial_since >= s.tcp_frame_timeout:
+            self.counts.tcp_stalled_closed += 1
+            return f"partial message not completed in {s.tcp_frame_timeout:g} s"
+        if now - slot.last_data >= s.tcp_idle_timeout:
+            self.counts.tcp_idle_closed += 1
+            return f"idle for {s.tcp_idle_timeout:g} s"
+        return None
