@@ -15,6 +15,7 @@ from switch.twiml.verbs import Reject
 __all__ = ["API_VERSION", "Interpreter"]
 
 API_VERSION = "2010-04-01"
+INLINE_URL = "twiml:inline"
 log = logging.getLogger("switch.twiml")
 
 
@@ -43,11 +44,12 @@ class Interpreter:
             "SipCallId": call.sip_call_id,
         }
 
-    async def run(self, app_url: str) -> None:
-        """Run the application at ``app_url`` until it ends or ``call.ended`` is set."""
+    async def run(self, app_url: str, *, method: str = "POST", twiml: bytes | None = None) -> None:
+        """Run the application at ``app_url`` (or the ``twiml`` given inline, as the REST API's ``Twiml``
+        parameter does) until it ends or ``call.ended`` is set."""
         if self.call.ended.is_set():
             return
-        session = asyncio.ensure_future(self._session(app_url))
+        session = asyncio.ensure_future(self._session(app_url, method, twiml))
         ended = asyncio.ensure_future(self.call.ended.wait())
         try:
             await asyncio.wait((session, ended), return_when=asyncio.FIRST_COMPLETED)
@@ -60,10 +62,13 @@ class Interpreter:
             log.error("TwiML session of call %s failed", self.call.sid, exc_info=exc)
             await self.call.hangup()
 
-    async def _session(self, app_url: str) -> None:
+    async def _session(self, app_url: str, method: str, twiml: bytes | None) -> None:
         call = self.call
         await call.ringing()
-        document = await self._load(app_url, "POST", None)
+        if twiml is not None:
+            document = await self._inline(twiml)
+        else:
+            document = await self._load(app_url, method, None)
         first = True
         while document is not None:
             if first and document.verbs and isinstance(document.verbs[0], Reject):
@@ -108,6 +113,15 @@ class Interpreter:
             return parse_twiml(fetched.body, base_url=base)
         except TwimlError as exc:
             self._log_error(exc.code, f"{exc.message} (url {url})")
+        await self._application_error()
+        return None
+
+    async def _inline(self, twiml: bytes) -> Document | None:
+        """A document given inline: never local (it may not Play files); relative URLs lead nowhere."""
+        try:
+            return parse_twiml(twiml, base_url=INLINE_URL)
+        except TwimlError as exc:
+            self._log_error(exc.code, f"{exc.message} (inline TwiML)")
         await self._application_error()
         return None
 
