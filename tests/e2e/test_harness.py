@@ -4,6 +4,7 @@ at the switch, not at the harness."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import struct
 import urllib.error
@@ -14,8 +15,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from numpy.typing import NDArray
 
-from tests.helpers.audio import align, compare, normalized_correlation, read_wav, ulaw_round_trip, write_wav
+from tests.helpers.audio import (
+    align,
+    compare,
+    normalized_correlation,
+    read_wav,
+    speech_match,
+    ulaw_round_trip,
+    write_wav,
+)
 from tests.helpers.baresip import Baresip
 from tests.helpers.rtp_sink import RtpSink, parse_rtp
 from tests.helpers.sipp import SCENARIOS, SippResult, SippUas, run_sipp
@@ -175,3 +185,24 @@ def test_twiml_server_dispatches_by_to_user_and_records_form_params() -> None:
     assert seen[0].form == (("To", "sip:hello@127.0.0.1:5"), ("CallSid", "CA1"), ("Blank", ""))
     assert seen[0].headers["Content-Type"] == "application/x-www-form-urlencoded"
     assert user_of("tel:+15551234") == "+15551234"
+
+
+def test_speech_match_tells_a_re_render_from_another_sentence() -> None:
+    from switch.media.tts import TextToSpeech
+
+    async def render(*texts: str) -> list[NDArray[np.int16]]:
+        return [await TextToSpeech().synthesize(t) for t in texts]
+
+    first, other, again = asyncio.run(
+        render(
+            "We are sorry, an error has occurred.",
+            "Goodbye and thanks.",
+            "We are sorry, an error has occurred.",
+        )
+    )
+    delayed = np.concatenate([np.zeros(1234, np.int16), ulaw_round_trip(again)])
+    same = speech_match(first, delayed)
+    assert same.envelope > 0.95 and same.spectral > 0.9, same
+    assert abs(same.lag - 1234) <= 8, same
+    different = speech_match(first, other)
+    assert different.envelope < 0.7 and different.spectral < 0.7, different

@@ -177,7 +177,7 @@ class TwimlServer:
         asyncio.set_event_loop(loop)
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         loop.run_until_complete(runner.setup())
         loop.run_until_complete(web.SockSite(runner, self._sock).start())
         self._runner = runner
