@@ -10,15 +10,17 @@ import asyncio
 import logging
 import signal
 import uuid
+from collections.abc import Iterable
 
 from switch.calls.call import Call
+from switch.calls.dtmf import INFO_CONTENT_TYPES
 from switch.calls.manager import CallManager
 from switch.config import Settings
 from switch.media.engine import MediaEngine
 from switch.media.tts import TextToSpeech
 from switch.sip.core import CoreSettings, SipCore
 from switch.sip.events import RequestReceived
-from switch.sip.message import Response
+from switch.sip.message import Request, Response
 from switch.sip.timers import TimerSettings
 from switch.transport.sip import SipTransport
 from switch.twiml.fetch import WebhookClient
@@ -28,7 +30,8 @@ from switch.twiml.urls import DEMO_URL
 
 log = logging.getLogger("switch")
 
-ALLOWED_METHODS = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS"})
+ALLOWED_METHODS = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "INFO"})
+ACCEPTED_CONTENT_TYPES = frozenset({"application/sdp"}) | INFO_CONTENT_TYPES
 
 
 def account_sid_for(settings: Settings) -> str:
@@ -64,8 +67,18 @@ class CoreActions:
             return None
         return self.core.dialog_id_of(event.transaction_id)
 
+    def send_request(self, request: Request, destination: tuple[str, int], transport: str) -> str:
+        transaction_id = self.core.send_request(request, destination, self.loop.time(), transport)
+        self.transport.flush()
+        return transaction_id
+
+    def cancel(self, transaction_id: str) -> str | None:
+        cancel_id = self.core.cancel(transaction_id, self.loop.time())
+        self.transport.flush()
+        return cancel_id
+
     def send_in_dialog(
-        self, dialog_id: str, method: str, *, body: bytes = b"", headers: tuple[tuple[str, str], ...] = ()
+        self, dialog_id: str, method: str, *, body: bytes = b"", headers: Iterable[tuple[str, str]] = ()
     ) -> str:
         transaction_id = self.core.send_in_dialog(
             dialog_id, method, self.loop.time(), body=body, headers=headers
@@ -79,6 +92,8 @@ class Switch:
         self.settings = settings
         self.stopping = asyncio.Event()
         self.terminations = 0
+        self.manager: CallManager | None = None
+        self.ready = asyncio.Event()
 
     async def run(self) -> None:
         settings = self.settings
@@ -106,12 +121,13 @@ class Switch:
                 local_port=settings.sip_port,
                 force_rport=settings.force_rport,
                 allowed_methods=ALLOWED_METHODS,
+                accepted_content_types=ACCEPTED_CONTENT_TYPES,
             )
         )
         app_url = settings.twiml_url or DEMO_URL
 
-        async def run_call(call: Call) -> None:
-            await Interpreter(call, interpreter_settings, client).run(app_url)
+        async def run_call(call: Call, url: str, method: str, twiml: bytes | None) -> None:
+            await Interpreter(call, interpreter_settings, client).run(url, method=method, twiml=twiml)
 
         manager: CallManager | None = None
 
@@ -128,10 +144,12 @@ class Switch:
             account_sid=account_sid,
             contact_host=settings.host,
             contact_port=settings.sip_port,
+            app_url=app_url,
+            egress_allowed=settings.egress_allowed,
             max_calls=settings.max_calls,
             allowed_methods=ALLOWED_METHODS,
         )
-        media.on_rtp_timeout = lambda channel: self._rtp_timeout(manager, channel)
+        self.manager = manager
         await transport.start(settings.host, settings.sip_port)
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self._on_sigterm)
@@ -145,6 +163,7 @@ class Switch:
             app_url,
             account_sid,
         )
+        self.ready.set()
         await self.stopping.wait()
         if self.terminations == 1:
             log.info("SIGTERM: draining %d calls (up to %.1f s)", len(manager.calls), settings.drain_timeout)
@@ -164,12 +183,6 @@ class Switch:
         await media.stop()
         await client.close()
         log.info("switch stopped")
-
-    def _rtp_timeout(self, manager: CallManager, channel: int) -> None:
-        for call in list(manager.calls.values()):
-            if call.channel == channel:
-                log.info("RTP timeout CallSid=%s: hanging up", call.sid)
-                asyncio.get_running_loop().create_task(call.hangup())
 
     def _on_sigterm(self) -> None:
         self.terminations += 1

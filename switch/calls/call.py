@@ -1,6 +1,7 @@
-"""One call: the SIP side (its INVITE server transaction and dialog) and the media side (its channel).
+"""One call: its SIP side (the INVITE transaction and dialog) and its media side (a channel of the engine).
 
-`Call` implements `switch.twiml.session.CallControl`, which is all the TwiML interpreter knows of a call.
+`InboundCall` and `OutboundCall` implement `switch.twiml.session.CallControl`, which is all the TwiML
+interpreter knows of a call. The SIP work is done by the `CallManager` they belong to.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import logging
 import secrets
 import time
 import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -17,137 +19,90 @@ from numpy.typing import NDArray
 
 from switch.media.engine import MediaError
 from switch.sip.events import RequestReceived
-from switch.sip.message import Request, Response, make_response
+from switch.sip.message import Response, make_response
 from switch.sip.sdp import AudioAnswer
 
 if TYPE_CHECKING:
     from switch.calls.manager import CallManager
+    from switch.media.recorder import RecordingResult
 
 log = logging.getLogger("switch.calls")
+
+FINAL_STATUSES = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
 
 
 def new_call_sid() -> str:
     return "CA" + uuid.uuid4().hex
 
 
-def _uri_text(value: object) -> str:
-    return str(value)
-
-
 class Call:
-    """An inbound call, as the interpreter and the call manager see it."""
+    """What inbound and outbound calls share: identity, status, media and the end of the call."""
 
     direction = "inbound"
 
     def __init__(
         self,
         manager: CallManager,
-        invite: RequestReceived,
         channel: int,
-        answer: AudioAnswer,
+        *,
+        from_: str,
+        to: str,
+        caller_name: str,
+        sip_call_id: str,
+        parent_call_sid: str | None = None,
     ) -> None:
-        request = invite.request
         self.manager = manager
-        self.invite = invite
         self.channel = channel
-        self.media = answer
         self.sid = new_call_sid()
         self.account_sid = manager.account_sid
-        self.from_ = _uri_text(request.from_.uri)
-        self.to = _uri_text(request.to.uri)
-        self.caller_name = request.from_.display_name or ""
-        self.sip_call_id = request.call_id
-        self.local_tag = secrets.token_hex(8)
+        self.parent_call_sid = parent_call_sid
+        self.from_ = from_
+        self.to = to
+        self.caller_name = caller_name
+        self.sip_call_id = sip_call_id
+        self.media: AudioAnswer | None = None
         self.dialog_id: str | None = None
         self.answered = False
-        self.final_sent = False
-        self.status = "ringing"
+        self.status = "queued"
+        self.sip_response_code: int | None = None
         self.ended = asyncio.Event()
+        self.digits: asyncio.Queue[str] = asyncio.Queue()
         self.started_at = time.time()
         self.answered_at: float | None = None
+        self.ended_at: float | None = None
         self.end_reason = ""
-        self._ringing_sent = False
-        self._playback: asyncio.Future[None] | None = None
+        self.app_generation = 0
+        """Bumped when the running application is replaced (REST update, Redirect from outside)."""
 
-    # -- SIP helpers -----------------------------------------------------------------------------------------
-    def _response(self, status: int, *, body: bytes = b"", content_type: str | None = None) -> Response:
-        response = make_response(self.invite.request, status, to_tag=self.local_tag)
-        manager = self.manager
-        if status < 300 or status == 180:
-            response.headers.add("Contact", f"<sip:{manager.contact_host}:{manager.contact_port}>")
-        response.headers.add("Allow", manager.allow_header)
-        response.headers.add("Server", manager.user_agent)
-        if body:
-            response.body = body
-            response.headers.set("Content-Type", content_type or "application/sdp")
-        return response
-
-    def _respond(self, response: Response) -> None:
-        self.manager.respond(self.invite, response)
-
-    # -- CallControl -----------------------------------------------------------------------------------------
+    # -- CallControl: the parts every call has ------------------------------------------------------------
     async def ringing(self) -> None:
-        if self._ringing_sent or self.final_sent or self.ended.is_set():
-            return
-        self._ringing_sent = True
-        self._respond(self._response(180))
+        return None
 
     async def answer(self) -> None:
-        if self.answered or self.final_sent or self.ended.is_set():
-            return
-        manager = self.manager
-        try:
-            self._configure_media(self.media)
-        except MediaError as exc:
-            log.warning("cannot answer CallSid=%s: %s", self.sid, exc)
-            self.final_sent = True
-            self.status = "failed"
-            response = self._response(488)
-            response.headers.add("Warning", f'399 switch "{exc}"')
-            self._respond(response)
-            manager.end(self, "media refused")
-            return
-        self.answered = True
-        self.final_sent = True
-        self.answered_at = time.time()
-        self.status = "in-progress"
-        self.dialog_id = manager.respond(self.invite, self._response(200, body=self.media.sdp))
-        if self.dialog_id is not None:
-            manager.by_dialog[self.dialog_id] = self
+        return None
 
     async def reject(self, status: int) -> None:
-        if self.final_sent or self.ended.is_set():
-            return
-        self.final_sent = True
-        self.status = "busy" if status == 486 else "failed"
-        self._respond(self._response(status))
-        self.manager.end(self, "rejected")
+        await self.hangup()
 
     async def hangup(self) -> None:
         if self.ended.is_set():
             return
         if self.answered:
             self.manager.send_bye(self)
-            self.status = "completed"
-            self.manager.end(self, "hangup")
+            self.manager.finish(self, "completed", "hangup")
         else:
-            if not self.final_sent:
-                self.final_sent = True
-                self._respond(self._response(480))
-            self.status = "failed"
-            self.manager.end(self, "hangup before answer")
+            self.manager.finish(self, "canceled", "hangup before answer")
 
     async def play(self, pcm: NDArray[np.int16], loop: int = 1) -> None:
         if self.ended.is_set():
             return
-        future = self.manager.media.play(self.channel, pcm, loop)
-        self._playback = future
+        media = self.manager.media
+        future = media.play(self.channel, pcm, loop)
         try:
             await future
         finally:
-            if not future.done():
-                self.manager.media.stop_playback(self.channel)
-            self._playback = None
+            if not future.done() and not self.ended.is_set():
+                media.stop_playback(self.channel)
 
     async def say(self, text: str, voice: str | None, language: str | None) -> NDArray[np.int16]:
         return await self.manager.tts.synthesize(text, voice=voice, language=language)
@@ -155,17 +110,43 @@ class Call:
     async def decode(self, data: bytes) -> NDArray[np.int16]:
         from switch.media.decode import decode_audio_async
 
-        return await decode_audio_async(data)
+        pcm: NDArray[np.int16] = await decode_audio_async(data)
+        return pcm
 
-    # -- events from the far end -----------------------------------------------------------------------------
-    def reinvite(self, request: Request, answer: AudioAnswer) -> None:
-        """A re-INVITE: new remote address, codec or direction (hold and resume)."""
+    async def record(
+        self,
+        path: Path,
+        *,
+        max_length: float,
+        silence_timeout: float | None,
+        finish_on_digits: str,
+        trim_silence: bool,
+        beep: bool,
+    ) -> RecordingResult:
+        future = self.manager.media.record(
+            self.channel,
+            path,
+            max_length=max_length,
+            silence_timeout=silence_timeout,
+            finish_on_digits=finish_on_digits,
+            trim_silence=trim_silence,
+            beep=beep,
+        )
+        try:
+            return await future
+        finally:
+            if not future.done() and not self.ended.is_set():
+                self.manager.media.stop_recording(self.channel)
+
+    async def send_digits(self, digits: str) -> None:
+        if not self.ended.is_set():
+            await self.manager.media.send_dtmf(self.channel, digits)
+
+    # -- media -----------------------------------------------------------------------------------------
+    def configure_media(self, answer: AudioAnswer) -> None:
+        """Point the channel at what offer/answer agreed (again on a re-INVITE: hold, resume, move)."""
         self.media = answer
-        self._configure_media(answer)
-
-    def _configure_media(self, answer: AudioAnswer) -> None:
-        # The engine sends 20 ms packets whatever ptime the peer asked for (a peer must accept any
-        # packet time it can decode; RFC 3264 makes ptime a hint).
+        # The engine sends 20 ms packets whatever ptime the peer asked for (RFC 3264 makes ptime a hint).
         self.manager.media.configure(
             self.channel,
             remote=(answer.remote_address, answer.remote_port),
@@ -180,4 +161,117 @@ class Call:
     def duration(self) -> int:
         if self.answered_at is None:
             return 0
-        return int(round(time.time() - self.answered_at))
+        end = self.ended_at if self.ended_at is not None else time.time()
+        return int(round(end - self.answered_at))
+
+
+class InboundCall(Call):
+    """A call that reached the switch: answered (or rejected) as the TwiML application says."""
+
+    direction = "inbound"
+
+    def __init__(
+        self, manager: CallManager, invite: RequestReceived, channel: int, answer: AudioAnswer
+    ) -> None:
+        request = invite.request
+        super().__init__(
+            manager,
+            channel,
+            from_=str(request.from_.uri),
+            to=str(request.to.uri),
+            caller_name=request.from_.display_name or "",
+            sip_call_id=request.call_id,
+        )
+        self.invite = invite
+        self.offer_answer = answer
+        self.local_tag = secrets.token_hex(8)
+        self.final_sent = False
+        self.status = "ringing"
+        self._ringing_sent = False
+
+    def _response(self, status: int, *, body: bytes = b"") -> Response:
+        manager = self.manager
+        response = make_response(self.invite.request, status, to_tag=self.local_tag)
+        if status < 300:
+            response.headers.add("Contact", manager.contact)
+        response.headers.add("Allow", manager.allow_header)
+        if body:
+            response.body = body
+            response.headers.set("Content-Type", "application/sdp")
+        return response
+
+    def send_final(self, status: int, *, warning: str | None = None) -> None:
+        """A final response (3xx-6xx) to the INVITE, once."""
+        if self.final_sent:
+            return
+        self.final_sent = True
+        self.sip_response_code = status
+        response = self._response(status)
+        if warning:
+            response.headers.add("Warning", f'399 switch "{warning}"')
+        self.manager.respond(self.invite, response)
+
+    async def ringing(self) -> None:
+        if self._ringing_sent or self.final_sent or self.ended.is_set():
+            return
+        self._ringing_sent = True
+        self.manager.respond(self.invite, self._response(180))
+
+    async def answer(self) -> None:
+        if self.answered or self.final_sent or self.ended.is_set():
+            return
+        manager = self.manager
+        try:
+            self.configure_media(self.offer_answer)
+        except MediaError as exc:
+            log.warning("cannot answer CallSid=%s: %s", self.sid, exc)
+            self.send_final(488, warning=str(exc))
+            manager.finish(self, "failed", "media refused")
+            return
+        self.final_sent = True
+        self.answered = True
+        self.answered_at = time.time()
+        self.sip_response_code = 200
+        self.dialog_id = manager.respond(self.invite, self._response(200, body=self.offer_answer.sdp))
+        if self.dialog_id is not None:
+            manager.by_dialog[self.dialog_id] = self
+        manager.set_status(self, "in-progress")
+
+    async def reject(self, status: int) -> None:
+        if self.final_sent or self.ended.is_set():
+            return
+        self.send_final(status)
+        self.manager.finish(self, "busy" if status == 486 else "failed", "rejected")
+
+    async def hangup(self) -> None:
+        if self.ended.is_set():
+            return
+        if not self.answered:
+            # Unanswered and the application is done with it: 480, as Twilio's "no answer" would.
+            self.send_final(480)
+            self.manager.finish(self, "failed", "hangup before answer")
+            return
+        await super().hangup()
+
+
+class OutboundCall(Call):
+    """A call the switch places (REST API ``Calls.json``): INVITE out, the application runs once answered."""
+
+    direction = "outbound-api"
+
+    def __init__(self, manager: CallManager, channel: int, *, from_: str, to: str, sip_call_id: str) -> None:
+        super().__init__(manager, channel, from_=from_, to=to, caller_name="", sip_call_id=sip_call_id)
+        self.invite_transaction: str | None = None
+        self.cancel_status = "canceled"
+        """What a CANCEL we send ends as: canceled (the API asked) or no-answer (our timeout)."""
+        self.timeout_handle: asyncio.TimerHandle | None = None
+        self.application: tuple[str, str, bytes | None] = ("", "POST", None)
+        """The application to run once answered: (url, method, inline TwiML)."""
+
+    async def hangup(self) -> None:
+        if self.ended.is_set():
+            return
+        if not self.answered:
+            self.manager.cancel_outbound(self, "canceled")
+            return
+        await super().hangup()

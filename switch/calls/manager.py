@@ -1,8 +1,9 @@
-"""Call control for inbound calls: the SIP core's events become calls; calls become SIP and media actions.
+"""Call control: the SIP core's events become calls; calls become SIP and media actions.
 
-An INVITE gets 100 Trying at once; the TwiML interpreter then sends 180 while it fetches the first document
-and 200 (with the SDP answer) when the first verb runs. BYE, CANCEL, re-INVITE and ACK timeouts end up
-here too.
+Inbound: the core has sent 100 Trying; the TwiML interpreter sends 180 while it fetches the first document and
+200 (with the SDP answer) when the first verb runs. Outbound (``originate``): INVITE with an SDP offer, the
+application runs once the callee answers. BYE, CANCEL, re-INVITE, INFO (DTMF) and timeouts end up here too.
+Every status change is told to the listeners (the REST API's records, status callbacks).
 """
 
 from __future__ import annotations
@@ -11,37 +12,58 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol
 
-from switch.calls.call import Call
-from switch.media.engine import MediaEngine
+from switch.calls.call import FINAL_STATUSES, Call, InboundCall, OutboundCall
+from switch.calls.dtmf import digits_from_info
+from switch.media.engine import MediaEngine, MediaError
 from switch.media.tts import TextToSpeech
 from switch.sip.events import (
-    AckReceived,
     AckTimeout,
     CancelReceived,
     Event,
     RequestReceived,
+    ResponseReceived,
+    TransactionTimeout,
 )
-from switch.sip.message import Response, make_response
-from switch.sip.sdp import NoCommonCodec, SdpError, negotiate, parse_sdp
+from switch.sip.headers import Headers
+from switch.sip.message import Request, Response, make_response
+from switch.sip.sdp import (
+    NoCommonCodec,
+    SdpError,
+    SessionDescription,
+    create_offer,
+    negotiate,
+    parse_answer,
+    parse_sdp,
+)
+from switch.sip.uri import SipURI, parse_uri
 
 log = logging.getLogger("switch.calls")
 
 SUPPORTED_CODECS = ("PCMU", "PCMA", "telephone-event")
+BUSY_CODES = frozenset({486, 600, 603})
+NO_ANSWER_CODES = frozenset({408, 480, 487})
 
 
 class SipActions(Protocol):
     """What call control needs of the SIP side (the core behind the transport)."""
 
     def respond(self, event: RequestReceived, response: Response) -> str | None: ...
+
+    def send_request(self, request: Request, destination: tuple[str, int], transport: str) -> str: ...
+
     def send_in_dialog(
-        self, dialog_id: str, method: str, *, body: bytes = b"", headers: tuple[tuple[str, str], ...] = ()
+        self, dialog_id: str, method: str, *, body: bytes = b"", headers: Iterable[tuple[str, str]] = ()
     ) -> str: ...
 
+    def cancel(self, transaction_id: str) -> str | None: ...
 
-CallRunner = Callable[[Call], Awaitable[None]]
+
+CallRunner = Callable[[Call, str, str, bytes | None], Awaitable[None]]
+Listener = Callable[[Call, str], None]
 
 
 class CallManager:
@@ -55,8 +77,9 @@ class CallManager:
         account_sid: str,
         contact_host: str,
         contact_port: int,
+        app_url: str,
+        egress_allowed: Callable[[str], bool] = lambda ip: True,
         max_calls: int = 0,
-        user_agent: str = "switch",
         allowed_methods: frozenset[str] = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS"}),
     ) -> None:
         self.sip = sip
@@ -66,172 +89,59 @@ class CallManager:
         self.account_sid = account_sid
         self.contact_host = contact_host
         self.contact_port = contact_port
+        self.contact = f"<sip:switch@{contact_host}:{contact_port}>"
+        self.app_url = app_url
+        self.egress_allowed = egress_allowed
         self.max_calls = max_calls
-        self.user_agent = user_agent
         self.allow_header = ", ".join(sorted(allowed_methods))
-        self.calls: dict[str, Call] = {}  # by CallSid
-        self.by_call_id: dict[str, Call] = {}  # by SIP Call-ID and local tag: "callid;tag"
+        self.calls: dict[str, Call] = {}  # live calls by CallSid
         self.by_dialog: dict[str, Call] = {}
+        self.by_channel: dict[int, Call] = {}
+        self.by_transaction: dict[str, OutboundCall] = {}  # outbound INVITE client transactions
         self.draining = False
+        self._listeners: list[Listener] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._app_tasks: dict[str, dict[int, asyncio.Task[None]]] = {}  # CallSid -> generation -> task
         self._session_id = secrets.randbelow(2**31)
         self.all_ended = asyncio.Event()
         self.all_ended.set()
+        media.on_dtmf = self._on_dtmf
+        media.on_rtp_timeout = self._on_rtp_timeout
 
-    # -- SIP actions the calls use ---------------------------------------------------------------------------
-    def respond(self, event: RequestReceived, response: Response) -> str | None:
-        return self.sip.respond(event, response)
+    # -- status ------------------------------------------------------------------------------------------
+    def add_listener(self, callback: Listener) -> None:
+        self._listeners.append(callback)
 
-    def send_bye(self, call: Call) -> None:
-        if call.dialog_id is not None:
-            self.sip.send_in_dialog(call.dialog_id, "BYE")
-
-    # -- events from the SIP core ----------------------------------------------------------------------------
-    def handle_event(self, event: Event) -> None:
-        if isinstance(event, RequestReceived):
-            request = event.request
-            if event.dialog_id is None and request.method == "INVITE":
-                self._on_invite(event)
-            elif event.dialog_id is not None:
-                self._on_in_dialog(event)
-            else:
-                self.respond(event, make_response(request, 405 if request.method != "BYE" else 481))
-        elif isinstance(event, CancelReceived):
-            call = self._find_invite(event.request.call_id)
-            if call is not None:
-                call.final_sent = True  # the core answered 487
-                call.status = "canceled"
-                self.end(call, "canceled")
-        elif isinstance(event, AckTimeout):
-            call = self.by_dialog.get(event.dialog_id)
-            if call is not None:
-                log.info("no ACK for the 200 OK CallSid=%s: hanging up", call.sid)
-                asyncio.get_running_loop().create_task(call.hangup())
-        elif isinstance(event, AckReceived):
-            pass
-
-    def _find_invite(self, call_id: str) -> Call | None:
-        for call in self.by_call_id.values():
-            if call.sip_call_id == call_id and not call.answered:
-                return call
-        return None
-
-    def _on_invite(self, event: RequestReceived) -> None:
-        request = event.request  # the core has already sent 100 Trying
-        if self.draining or (self.max_calls and len(self.calls) >= self.max_calls):
-            response = make_response(request, 503)
-            response.headers.add("Retry-After", "5")
-            self.respond(event, response)
+    def set_status(self, call: Call, status: str) -> None:
+        if call.status == status:
             return
-        if not request.body:
-            # Late offer (no SDP in the INVITE) is legal but not yet supported.
-            response = make_response(request, 488)
-            response.headers.add("Warning", '399 switch "an SDP offer in the INVITE is required"')
-            self.respond(event, response)
-            return
-        try:
-            offer = parse_sdp(request.body)
-        except SdpError as exc:
-            response = make_response(request, 400, f"Bad SDP: {exc}"[:120])
-            self.respond(event, response)
-            return
-        task = asyncio.get_running_loop().create_task(self._start_call(event, offer))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        call.status = status
+        for listener in self._listeners:
+            try:
+                listener(call, status)
+            except Exception:
+                log.exception("status listener failed for CallSid=%s", call.sid)
 
-    async def _start_call(self, event: RequestReceived, offer: object) -> None:
-        request = event.request
-        channel = await self.media.create_channel()
-        try:
-            answer = negotiate(
-                offer,  # type: ignore[arg-type]
-                local_address=self.contact_host,
-                local_port=self.media.local_port(channel),
-                supported=SUPPORTED_CODECS,
-                session_id=self._session_id,
-                session_version=1,
-            )
-        except NoCommonCodec:
-            await self.media.close_channel(channel)
-            self.respond(event, make_response(request, 488))
-            return
-        call = Call(self, event, channel, answer)
+    def _track(self, call: Call) -> None:
         self.calls[call.sid] = call
-        self.by_call_id[f"{call.sip_call_id};{call.local_tag}"] = call
+        self.by_channel[call.channel] = call
         self.all_ended.clear()
-        log.info(
-            "call start CallSid=%s From=%s To=%s SipCallId=%s",
-            call.sid,
-            call.from_,
-            call.to,
-            call.sip_call_id,
-        )
-        try:
-            await self.run_call(call)
-        except Exception:
-            log.exception("call flow failed CallSid=%s", call.sid)
-        finally:
-            if not call.ended.is_set():
-                await call.hangup()
 
-    def _on_in_dialog(self, event: RequestReceived) -> None:
-        request = event.request
-        assert event.dialog_id is not None
-        call = self.by_dialog.get(event.dialog_id)
-        if call is None:
-            self.respond(event, make_response(request, 481))
-            return
-        if request.method == "BYE":
-            self.respond(event, make_response(request, 200))
-            call.status = "completed"
-            self.end(call, "remote BYE")
-        elif request.method == "INVITE":
-            self._on_reinvite(call, event)
-        else:
-            self.respond(event, make_response(request, 200 if request.method == "OPTIONS" else 501))
-
-    def _on_reinvite(self, call: Call, event: RequestReceived) -> None:
-        request = event.request
-        if not request.body:
-            response = make_response(request, 200)
-            response.body = call.media.sdp
-            response.headers.set("Content-Type", "application/sdp")
-            response.headers.add("Contact", f"<sip:{self.contact_host}:{self.contact_port}>")
-            self.respond(event, response)
-            return
-        try:
-            answer = negotiate(
-                parse_sdp(request.body),
-                local_address=self.contact_host,
-                local_port=self.media.local_port(call.channel),
-                supported=(call.media.codec, "telephone-event"),
-                session_id=self._session_id,
-                session_version=int(time.time()),
-            )
-        except (SdpError, NoCommonCodec):
-            self.respond(event, make_response(request, 488))
-            return
-        call.reinvite(request, answer)
-        response = make_response(request, 200)
-        response.body = answer.sdp
-        response.headers.set("Content-Type", "application/sdp")
-        response.headers.add("Contact", f"<sip:{self.contact_host}:{self.contact_port}>")
-        self.respond(event, response)
-
-    # -- the end of a call -----------------------------------------------------------------------------------
-    def end(self, call: Call, reason: str) -> None:
+    def finish(self, call: Call, status: str, reason: str) -> None:
+        """The call is over: release its media, forget it, tell the listeners."""
         if call.ended.is_set():
             return
         call.end_reason = reason
+        call.ended_at = time.time()
         call.ended.set()
-        self.media.stop_playback(call.channel)
+        if isinstance(call, OutboundCall) and call.timeout_handle is not None:
+            call.timeout_handle.cancel()
         self.calls.pop(call.sid, None)
-        self.by_call_id.pop(f"{call.sip_call_id};{call.local_tag}", None)
+        self.by_channel.pop(call.channel, None)
         if call.dialog_id is not None:
             self.by_dialog.pop(call.dialog_id, None)
-        task = asyncio.get_running_loop().create_task(self.media.close_channel(call.channel))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn(self._close_channel(call.channel))
+        self.set_status(call, status if status in FINAL_STATUSES else "failed")
         log.info(
             "call end CallSid=%s status=%s duration=%d reason=%s",
             call.sid,
@@ -242,9 +152,354 @@ class CallManager:
         if not self.calls:
             self.all_ended.set()
 
+    async def _close_channel(self, channel: int) -> None:
+        try:
+            await self.media.close_channel(channel)
+        except MediaError:
+            pass
+
+    def _spawn(self, coroutine: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- SIP actions the calls use -------------------------------------------------------------------------
+    def respond(self, event: RequestReceived, response: Response) -> str | None:
+        return self.sip.respond(event, response)
+
+    def send_bye(self, call: Call) -> None:
+        if call.dialog_id is not None:
+            try:
+                self.sip.send_in_dialog(call.dialog_id, "BYE")
+            except KeyError:  # the dialog already ended
+                pass
+
+    # -- the application ---------------------------------------------------------------------------------
+    def start_application(
+        self, call: Call, url: str, method: str = "POST", twiml: bytes | None = None
+    ) -> None:
+        """Run (or replace) the call's TwiML application; when the last one ends, the call is hung up."""
+        call.app_generation += 1
+        generation = call.app_generation
+        self._spawn(self._run_application(call, generation, url, method, twiml))
+
+    async def _run_application(
+        self, call: Call, generation: int, url: str, method: str, twiml: bytes | None
+    ) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        call_tasks = self._app_tasks.setdefault(call.sid, {})
+        for old in call_tasks.values():
+            old.cancel()
+        call_tasks[generation] = task
+        try:
+            await self.run_call(call, url, method, twiml)
+        except asyncio.CancelledError:
+            if call.app_generation == generation:
+                raise
+            return  # replaced by a newer application
+        except Exception:
+            log.exception("call flow failed CallSid=%s", call.sid)
+        finally:
+            call_tasks.pop(generation, None)
+            if not call_tasks:
+                self._app_tasks.pop(call.sid, None)
+        if call.app_generation == generation and not call.ended.is_set():
+            await call.hangup()
+
+    async def redirect(self, call: Call, *, url: str | None, twiml: str | None, method: str = "POST") -> None:
+        """Replace the application of a live call (REST ``Url`` or ``Twiml``)."""
+        if call.ended.is_set():
+            raise ValueError("the call has ended")
+        body = twiml.encode() if twiml is not None else None
+        self.start_application(call, url or "", method, body)
+
+    async def hangup(self, call: Call) -> None:
+        await call.hangup()
+
+    # -- events from the SIP core ---------------------------------------------------------------------------
+    def handle_event(self, event: Event) -> None:
+        if isinstance(event, RequestReceived):
+            request = event.request
+            if event.dialog_id is None and request.method == "INVITE":
+                self._on_invite(event)
+            elif event.dialog_id is not None:
+                self._on_in_dialog(event)
+            else:
+                self.respond(event, make_response(request, 481 if request.method == "BYE" else 405))
+        elif isinstance(event, CancelReceived):
+            call = self._ringing_inbound(event.request.call_id, event.request.from_.tag)
+            if call is not None:
+                call.final_sent = True  # the core answered 487
+                call.sip_response_code = 487
+                self.finish(call, "canceled", "caller canceled")
+        elif isinstance(event, ResponseReceived):
+            outbound = self.by_transaction.get(event.transaction_id)
+            if outbound is not None:
+                self._on_outbound_response(outbound, event)
+        elif isinstance(event, TransactionTimeout):
+            outbound = self.by_transaction.pop(event.transaction_id, None)
+            if outbound is not None and not outbound.answered:
+                self.finish(
+                    outbound, "no-answer" if outbound.cancel_status == "no-answer" else "failed", "timeout"
+                )
+        elif isinstance(event, AckTimeout):
+            unacknowledged = self.by_dialog.get(event.dialog_id)
+            if unacknowledged is not None:
+                log.info("no ACK for the 200 OK CallSid=%s: hanging up", unacknowledged.sid)
+                self._spawn(unacknowledged.hangup())
+
+    def _ringing_inbound(self, call_id: str, from_tag: str | None) -> InboundCall | None:
+        for call in self.calls.values():
+            if isinstance(call, InboundCall) and call.sip_call_id == call_id and not call.answered:
+                if call.invite.request.from_.tag == from_tag:
+                    return call
+        return None
+
+    def _on_invite(self, event: RequestReceived) -> None:
+        request = event.request
+        if self.draining or (self.max_calls and len(self.calls) >= self.max_calls):
+            response = make_response(request, 503)
+            response.headers.add("Retry-After", "5")
+            self.respond(event, response)
+            return
+        if not request.body:
+            # A late offer (no SDP in the INVITE) is legal; answering it with our offer is not built yet.
+            response = make_response(request, 488)
+            response.headers.add("Warning", '399 switch "an SDP offer in the INVITE is required"')
+            self.respond(event, response)
+            return
+        try:
+            offer = parse_sdp(request.body)
+        except SdpError as exc:
+            self.respond(event, make_response(request, 400, f"Bad SDP: {exc}"[:120]))
+            return
+        self._spawn(self._start_inbound(event, offer))
+
+    async def _start_inbound(self, event: RequestReceived, offer: SessionDescription) -> None:
+        request = event.request
+        try:
+            channel = await self.media.create_channel()
+        except MediaError as exc:
+            log.warning("no media channel for a new call: %s", exc)
+            response = make_response(request, 503)
+            response.headers.add("Retry-After", "5")
+            self.respond(event, response)
+            return
+        try:
+            answer = negotiate(
+                offer,
+                local_address=self.contact_host,
+                local_port=self.media.local_port(channel),
+                supported=SUPPORTED_CODECS,
+                session_id=self._session_id,
+                session_version=1,
+            )
+        except NoCommonCodec:
+            await self._close_channel(channel)
+            self.respond(event, make_response(request, 488))
+            return
+        call = InboundCall(self, event, channel, answer)
+        self._track(call)
+        log.info(
+            "call start CallSid=%s From=%s To=%s SipCallId=%s",
+            call.sid,
+            call.from_,
+            call.to,
+            call.sip_call_id,
+        )
+        for listener in self._listeners:
+            listener(call, call.status)
+        self.start_application(call, self.app_url)
+
+    def _on_in_dialog(self, event: RequestReceived) -> None:
+        request = event.request
+        assert event.dialog_id is not None
+        call = self.by_dialog.get(event.dialog_id)
+        if call is None:
+            self.respond(event, make_response(request, 481))
+            return
+        if request.method == "BYE":
+            self.respond(event, make_response(request, 200))
+            self.finish(call, "completed", "remote BYE")
+        elif request.method == "INVITE":
+            self._on_reinvite(call, event)
+        elif request.method == "INFO":
+            digits = digits_from_info(request.content_type, request.body)
+            self.respond(event, make_response(request, 200 if digits is not None else 415))
+            for digit in digits or "":
+                call.digits.put_nowait(digit)
+        else:
+            self.respond(event, make_response(request, 200 if request.method == "OPTIONS" else 501))
+
+    def _on_reinvite(self, call: Call, event: RequestReceived) -> None:
+        request = event.request
+        current = call.media
+        if current is None:
+            self.respond(event, make_response(request, 491))
+            return
+        if not request.body:  # no offer: answer with the current session again
+            self._answer_sdp(event, current.sdp)
+            return
+        try:
+            answer = negotiate(
+                parse_sdp(request.body),
+                local_address=self.contact_host,
+                local_port=self.media.local_port(call.channel),
+                supported=(current.codec, "telephone-event"),
+                session_id=self._session_id,
+                session_version=int(time.time()),
+            )
+            call.configure_media(answer)
+        except (SdpError, NoCommonCodec, MediaError) as exc:
+            response = make_response(request, 488)
+            response.headers.add("Warning", f'399 switch "{exc}"')
+            self.respond(event, response)
+            return
+        self._answer_sdp(event, answer.sdp)
+
+    def _answer_sdp(self, event: RequestReceived, sdp: bytes) -> None:
+        response = make_response(event.request, 200)
+        response.body = sdp
+        response.headers.set("Content-Type", "application/sdp")
+        response.headers.add("Contact", self.contact)
+        self.respond(event, response)
+
+    # -- outbound calls --------------------------------------------------------------------------------------
+    async def originate(
+        self,
+        *,
+        to: str,
+        from_: str,
+        url: str | None,
+        twiml: str | None,
+        method: str = "POST",
+        fallback_url: str | None = None,
+        status_callback: str | None = None,
+        status_callback_event: Iterable[str] = ("completed",),
+        status_callback_method: str = "POST",
+        timeout: int = 60,
+    ) -> OutboundCall:
+        """Place a call to a SIP URI; the application (``url`` or ``twiml``) runs once it is answered.
+
+        Raises ValueError when ``to`` is not a SIP URI the switch may reach (no DNS: an IP address).
+        """
+        uri = parse_uri(to.strip())
+        if not isinstance(uri, SipURI):
+            raise ValueError(f"To must be a SIP URI, not {to!r}")
+        if not self.egress_allowed(uri.host.strip("[]")):
+            raise ValueError(f"To {to!r} is not a destination this switch may call")
+        if url is None and twiml is None:
+            raise ValueError("Url or Twiml is required")
+        if self.draining:
+            raise ValueError("the switch is shutting down")
+        channel = await self.media.create_channel()
+        call = OutboundCall(self, channel, from_=from_, to=str(uri), sip_call_id=f"{uuid.uuid4().hex}@switch")
+        self._track(call)
+        for listener in self._listeners:
+            listener(call, call.status)
+        log.info("call start CallSid=%s From=%s To=%s direction=outbound-api", call.sid, from_, call.to)
+        self._spawn(self._dial(call, uri, url, twiml, method, timeout))
+        return call
+
+    async def _dial(
+        self, call: OutboundCall, uri: SipURI, url: str | None, twiml: str | None, method: str, timeout: int
+    ) -> None:
+        call.application = (url or "", method, twiml.encode() if twiml is not None else None)
+        offer = create_offer(
+            self.contact_host, self.media.local_port(call.channel), SUPPORTED_CODECS, self._session_id, 1
+        )
+        from_uri = call.from_
+        if not from_uri.startswith(("sip:", "sips:")):  # a number or a name: our own address, with that user
+            from_uri = f"sip:{from_uri or 'switch'}@{self.contact_host}:{self.contact_port}"
+        headers = Headers(
+            [
+                ("From", f"<{from_uri}>;tag={secrets.token_hex(8)}"),
+                ("To", f"<{uri}>"),
+                ("Call-ID", call.sip_call_id),
+                ("CSeq", "1 INVITE"),
+                ("Contact", self.contact),
+                ("Allow", self.allow_header),
+                ("Content-Type", "application/sdp"),
+            ]
+        )
+        transport = (uri.params.get("transport") or "udp").upper()
+        destination = (uri.host.strip("[]"), uri.port or 5060)
+        call.invite_transaction = self.sip.send_request(
+            Request("INVITE", uri, headers, offer), destination, transport
+        )
+        self.by_transaction[call.invite_transaction] = call
+        self.set_status(call, "initiated")
+        call.timeout_handle = asyncio.get_running_loop().call_later(
+            timeout, self.cancel_outbound, call, "no-answer"
+        )
+
+    def cancel_outbound(self, call: OutboundCall, status: str) -> None:
+        """Stop an outbound call that is not answered yet: CANCEL it if it is ringing."""
+        if call.answered or call.ended.is_set():
+            return
+        call.cancel_status = status
+        if call.invite_transaction is None or self.sip.cancel(call.invite_transaction) is None:
+            self.finish(call, status, "canceled before the INVITE went out")
+
+    def _on_outbound_response(self, call: OutboundCall, event: ResponseReceived) -> None:
+        response = event.response
+        status = response.status
+        if status < 200:
+            if status in (180, 183) and call.status in ("queued", "initiated"):
+                self.set_status(call, "ringing")
+            return
+        self.by_transaction.pop(event.transaction_id, None)
+        call.sip_response_code = status
+        if call.timeout_handle is not None:
+            call.timeout_handle.cancel()
+        if status >= 300:
+            if status == 487:
+                final = call.cancel_status
+            elif status in BUSY_CODES:
+                final = "busy"
+            elif status in NO_ANSWER_CODES:
+                final = "no-answer"
+            else:
+                final = "failed"
+            self.finish(call, final, f"{status} {response.reason}")
+            return
+        call.dialog_id = event.dialog_id
+        if event.dialog_id is not None:
+            self.by_dialog[event.dialog_id] = call
+            self.sip.send_in_dialog(event.dialog_id, "ACK")
+        if call.ended.is_set():  # hung up while the 200 was on its way
+            self.send_bye(call)
+            return
+        try:
+            call.configure_media(parse_answer(response.body, SUPPORTED_CODECS))
+        except (SdpError, MediaError) as exc:
+            log.warning("unusable SDP answer CallSid=%s: %s", call.sid, exc)
+            self.send_bye(call)
+            self.finish(call, "failed", "bad SDP answer")
+            return
+        call.answered = True
+        call.answered_at = time.time()
+        self.set_status(call, "in-progress")
+        url, method, twiml = call.application
+        self.start_application(call, url, method, twiml)
+
+    # -- media events --------------------------------------------------------------------------------------
+    def _on_dtmf(self, channel: int, digit: str, source: str) -> None:
+        call = self.by_channel.get(channel)
+        if call is not None:
+            call.digits.put_nowait(digit)
+
+    def _on_rtp_timeout(self, channel: int) -> None:
+        call = self.by_channel.get(channel)
+        if call is not None:
+            log.info("RTP timeout CallSid=%s: hanging up", call.sid)
+            self._spawn(call.hangup())
+
+    # -- shutdown ------------------------------------------------------------------------------------------
     def hangup_all(self) -> None:
         for call in list(self.calls.values()):
-            asyncio.get_running_loop().create_task(call.hangup())
+            self._spawn(call.hangup())
 
     async def drain(self, seconds: float) -> None:
         """Refuse new calls (503) and let the calls in progress go on for up to ``seconds``."""
