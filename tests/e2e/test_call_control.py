@@ -1,0 +1,133 @@
+"""Call control over real sockets: hold and resume by re-INVITE, no common codec, and shutdown by signal."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from tests.e2e.conftest import start_switch
+from tests.e2e.test_first_call import say, why
+from tests.helpers.ports import free_tcp_port
+from tests.helpers.rtp_sink import RtpSink
+from tests.helpers.sipp import SippResult, run_sipp
+from tests.helpers.switch_process import SwitchProcess
+from tests.helpers.twiml_server import TwimlServer
+
+pytestmark = pytest.mark.e2e
+
+LONG_SAY = "This prompt is long on purpose. " * 8
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_hold_stops_the_switchs_rtp_and_resume_restarts_it(
+    transport: str, switch: SwitchProcess, twiml_server: TwimlServer
+) -> None:
+    user = f"hold-{transport}"
+    twiml_server.on_user(user, say(LONG_SAY))
+    with RtpSink(answer_with_silence=False) as sink:
+        result = run_sipp(
+            "uac-reinvite-hold-expect-200.xml",
+            switch.target,
+            transport,
+            service=user,
+            keys={"rtp_port": sink.port},  # talk 1 s, hold 1.5 s, talk 1 s
+            timeout=20,
+        )
+        sink.wait_quiet(quiet=0.3, timeout=2.0)
+        stream = sink.stream()
+    assert result.ok, why(result, switch)  # the 200s carried a=recvonly, then a=sendrecv
+    arrivals = np.array([packet.arrival for packet in stream.packets])
+    assert arrivals.size > 50, f"only {arrivals.size} packets"
+    gaps = np.diff(arrivals)
+    longest = float(gaps.max())
+    # On hold (1.5 s) nothing is sent; before and after, a packet every 20 ms.
+    assert 1.2 <= longest <= 2.5, f"longest gap in RTP {longest:.3f} s"
+    gap_at = int(gaps.argmax())
+    assert gap_at >= 30, "RTP flowed for the second before the hold"
+    assert arrivals.size - gap_at - 1 >= 30, "RTP did not resume after the hold"
+    packets = stream.packets
+    assert packets[gap_at + 1].marker, "the first packet after resuming carries the marker bit"
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_no_common_codec_gets_488(transport: str, switch: SwitchProcess) -> None:
+    result = run_sipp(
+        "uac-invite-g729-expect-488.xml",
+        switch.target,
+        transport,
+        service="g729-only",
+        keys={"rtp_port": free_tcp_port()},
+        timeout=10,
+    )
+    assert result.ok, why(result, switch)
+
+
+def _long_call(switch: SwitchProcess, user: str, results: list[SippResult]) -> None:
+    with RtpSink(answer_with_silence=True) as sink:
+        results.append(
+            run_sipp(
+                "uac-invite-say-expect-bye.xml",
+                switch.target,
+                "udp",
+                service=user,
+                keys={"rtp_port": sink.port},
+                timeout=30,
+            )
+        )
+
+
+def test_sigterm_drains_then_hangs_up_and_exits(twiml_server: TwimlServer) -> None:
+    twiml_server.on_user("drain", say(LONG_SAY))
+    process = start_switch(twiml_server.url("/voice"), extra_args=["--drain-timeout", "1.5"])
+    try:
+        results: list[SippResult] = []
+        caller = threading.Thread(target=_long_call, args=(process, "drain", results))
+        caller.start()
+        assert process.wait_for_log("call start", 10), process.log
+        assert process._process is not None
+        process._process.send_signal(signal.SIGTERM)
+        assert process.wait_for_log("draining", 5), process.log
+        refused = run_sipp(
+            "uac-invite-expect-503.xml",
+            process.target,
+            "udp",
+            service="late",
+            keys={"rtp_port": free_tcp_port()},
+            timeout=10,
+        )
+        assert refused.ok, why(refused, process)
+        caller.join(30)
+        assert results and results[0].ok, why(results[0], process) if results else process.log
+        # The call in progress went on for the drain timeout, then got the switch's BYE.
+        assert "reason=hangup" in process.log
+        assert process._process.wait(10) == 0
+        assert "switch stopped" in process.log
+    finally:
+        process.stop()
+
+
+def test_sigint_hangs_up_every_call_at_once(twiml_server: TwimlServer) -> None:
+    twiml_server.on_user("interrupt", say(LONG_SAY))
+    process = start_switch(twiml_server.url("/voice"), extra_args=["--drain-timeout", "60"])
+    try:
+        results: list[SippResult] = []
+        callers = [
+            threading.Thread(target=_long_call, args=(process, "interrupt", results)) for _ in range(3)
+        ]
+        for caller in callers:
+            caller.start()
+        assert process.wait_for_log("call start", 10, count=3), process.log
+        time.sleep(1.0)  # let the three answer (the document is fetched, then 200 OK)
+        assert process._process is not None
+        process._process.send_signal(signal.SIGINT)
+        for caller in callers:
+            caller.join(15)
+        assert len(results) == 3 and all(r.ok for r in results), "\n".join(why(r, process) for r in results)
+        assert process._process.wait(10) == 0
+        assert len(process.log_lines("call end")) == 3
+    finally:
+        process.stop()
