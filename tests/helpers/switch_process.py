@@ -32,7 +32,11 @@ class SwitchNotReadyError(RuntimeError):
 
 
 class SwitchProcess:
-    """One switch process; a context manager. `twiml_url=None` serves the shipped demo dialplan."""
+    """One switch process; a context manager. `twiml_url=None` serves the shipped demo dialplan.
+
+    `trusted_sources` (127.0.0.1/32 by default) exempts the test clients from per-source rate limits;
+    attack tools bind 127.0.0.66 and stay limited. Pass None to test the limits themselves.
+    """
 
     def __init__(
         self,
@@ -43,6 +47,7 @@ class SwitchProcess:
         extra_args: Sequence[str] = (),
         ready_timeout: float = 20.0,
         log_level: str = "INFO",
+        trusted_sources: str | None = "127.0.0.1/32",
     ) -> None:
         self.host = "127.0.0.1"
         self.sip_port = free_sip_port()
@@ -67,6 +72,8 @@ class SwitchProcess:
         ]  # fmt: skip
         if twiml_url is not None:
             self.command += ["--twiml-url", twiml_url]
+        if trusted_sources:  # the test clients on 127.0.0.1 burst past per-source rate limits
+            self.command += ["--trusted-sources", trusted_sources]
         self.command += list(extra_args)
         self._lines: list[str] = []
         self._cond = threading.Condition()
