@@ -1,0 +1,483 @@
+"""The embedded store: SQLite in the data directory, driven by one small dedicated thread.
+
+The thread owns the only connection. Requests (writes and reads alike) go through one FIFO queue, so they
+are applied in the order they were made and a read sees every write made before it. The thread takes
+whatever is queued, runs it in one transaction, commits, and only then resolves the futures: a caller told
+"saved" (or shown a record) knows it is on disk. WAL with ``synchronous=NORMAL`` keeps a commit durable
+against a crash of the process (SIGKILL), which is the failure the switch guards against; a power cut may
+lose the last commits.
+
+The schema is versioned with ``PRAGMA user_version``; `MIGRATIONS[n]` takes version n to n + 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from switch.store.base import StoreError
+from switch.store.records import (
+    CallFilter,
+    CallRecord,
+    ConferenceRecord,
+    NotificationRecord,
+    QueueMemberRecord,
+    QueueRecord,
+    RecordingRecord,
+)
+
+log = logging.getLogger("switch.store")
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+MIGRATIONS: tuple[str, ...] = (
+    # 0 -> 1: the first schema.
+    """
+    CREATE TABLE calls (
+        sid TEXT PRIMARY KEY, account_sid TEXT NOT NULL, direction TEXT NOT NULL, from_ TEXT NOT NULL,
+        "to" TEXT NOT NULL, status TEXT NOT NULL, start_time REAL NOT NULL, date_created REAL NOT NULL,
+        date_updated REAL NOT NULL, parent_call_sid TEXT, caller_name TEXT NOT NULL DEFAULT '',
+        answer_time REAL, end_time REAL, duration INTEGER, sip_call_id TEXT NOT NULL DEFAULT '',
+        seq INTEGER NOT NULL
+    );
+    CREATE INDEX calls_by_account ON calls (account_sid, date_created DESC, seq DESC);
+    CREATE INDEX calls_by_parent ON calls (parent_call_sid);
+    CREATE TABLE recordings (
+        sid TEXT PRIMARY KEY, account_sid TEXT NOT NULL, call_sid TEXT, path TEXT NOT NULL,
+        duration INTEGER NOT NULL, start_time REAL NOT NULL, date_created REAL NOT NULL,
+        date_updated REAL NOT NULL, channels INTEGER NOT NULL, source TEXT NOT NULL, status TEXT NOT NULL,
+        conference_sid TEXT, error_code INTEGER, seq INTEGER NOT NULL
+    );
+    CREATE INDEX recordings_by_account ON recordings (account_sid, date_created DESC, seq DESC);
+    CREATE INDEX recordings_by_call ON recordings (call_sid);
+    CREATE TABLE queues (
+        sid TEXT PRIMARY KEY, account_sid TEXT NOT NULL, friendly_name TEXT NOT NULL,
+        max_size INTEGER NOT NULL, date_created REAL NOT NULL, date_updated REAL NOT NULL,
+        seq INTEGER NOT NULL, UNIQUE (account_sid, friendly_name)
+    );
+    CREATE TABLE queue_members (
+        queue_sid TEXT NOT NULL REFERENCES queues (sid) ON DELETE CASCADE, call_sid TEXT NOT NULL,
+        position INTEGER NOT NULL, date_enqueued REAL NOT NULL, seq INTEGER NOT NULL,
+        PRIMARY KEY (queue_sid, call_sid)
+    );
+    CREATE TABLE conferences (
+        sid TEXT PRIMARY KEY, account_sid TEXT NOT NULL, friendly_name TEXT NOT NULL, status TEXT NOT NULL,
+        date_created REAL NOT NULL, date_updated REAL NOT NULL, region TEXT NOT NULL,
+        reason_conference_ended TEXT, seq INTEGER NOT NULL
+    );
+    CREATE INDEX conferences_by_account ON conferences (account_sid, date_created DESC, seq DESC);
+    CREATE TABLE notifications (
+        sid TEXT PRIMARY KEY, account_sid TEXT NOT NULL, call_sid TEXT, error_code INTEGER NOT NULL,
+        message TEXT NOT NULL, url TEXT NOT NULL, date_created REAL NOT NULL, log_level INTEGER NOT NULL,
+        seq INTEGER NOT NULL
+    );
+    CREATE INDEX notifications_by_account ON notifications (account_sid, date_created DESC, seq DESC);
+    """,
+)
+
+_Job = tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]
+_BATCH = 256
+
+
+def _columns(kind: type[Any]) -> list[str]:
+    return [field.name for field in dataclasses.fields(kind)]
+
+
+def _quoted(names: Sequence[str]) -> str:
+    return ", ".join(f'"{name}"' for name in names)
+
+
+def _resolve(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.cancelled():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+class SQLiteStore:
+    """`switch.store.base.Store` on one SQLite file (``switch.db`` in the data directory)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._seq = 0
+
+    # -- the thread -------------------------------------------------------------------------------------
+    async def open(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        ready: asyncio.Future[int] = self._loop.create_future()
+        self._thread = threading.Thread(target=self._run, args=(ready,), name="switch-store", daemon=True)
+        self._thread.start()
+        version = await ready
+        log.info("store %s schema version %d", self.path, version)
+
+    async def close(self) -> None:
+        thread = self._thread
+        if thread is None:
+            return
+        await self.flush()
+        self._jobs.put(None)
+        await asyncio.to_thread(thread.join)
+        self._thread = None
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute("PRAGMA foreign_keys=ON")
+        connection.execute("PRAGMA busy_timeout=5000")
+        return connection
+
+    def _migrate(self, connection: sqlite3.Connection) -> int:
+        version: int = connection.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise StoreError(f"{self.path} has schema version {version}, newer than this switch knows")
+        for target in range(version, len(MIGRATIONS)):
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in MIGRATIONS[target].split(";"):
+                    if statement.strip():
+                        connection.execute(statement)
+                connection.execute(f"PRAGMA user_version={target + 1}")
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+        seq = 0
+        for table in ("calls", "recordings", "queues", "queue_members", "conferences", "notifications"):
+            seq = max(seq, connection.execute(f"SELECT COALESCE(MAX(seq), 0) FROM {table}").fetchone()[0])
+        self._seq = seq
+        return len(MIGRATIONS)
+
+    def _run(self, ready: asyncio.Future[int]) -> None:
+        loop = self._loop
+        assert loop is not None
+        try:
+            connection = self._connect()
+            version = self._migrate(connection)
+        except (sqlite3.Error, OSError, StoreError) as exc:
+            error = exc if isinstance(exc, StoreError) else StoreError(f"cannot open {self.path}: {exc}")
+            loop.call_soon_threadsafe(_resolve, ready, None, error)
+            return
+        loop.call_soon_threadsafe(_resolve, ready, version, None)
+        try:
+            while True:
+                job = self._jobs.get()
+                if job is None:
+                    break
+                batch = [job]
+                while len(batch) < _BATCH:
+                    try:
+                        more = self._jobs.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more is None:
+                        self._jobs.put(None)
+                        break
+                    batch.append(more)
+                self._run_batch(connection, loop, batch)
+        finally:
+            connection.close()
+
+    def _run_batch(
+        self, connection: sqlite3.Connection, loop: asyncio.AbstractEventLoop, batch: list[_Job]
+    ) -> None:
+        results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        try:
+            connection.execute("BEGIN")
+            for work, future in batch:
+                try:
+                    results.append((future, work(connection), None))
+                except sqlite3.Error as exc:
+                    results.append((future, None, StoreError(str(exc))))
+            connection.execute("COMMIT")
+        except sqlite3.Error as exc:
+            log.error("store commit failed: %s", exc)
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            results = [(future, None, StoreError(f"commit failed: {exc}")) for _, future in batch]
+        for future, result, error in results:
+            loop.call_soon_threadsafe(_resolve, future, result, error)
+
+    def _submit(self, work: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        if self._loop is None or self._thread is None:
+            raise StoreError("the store is not open")
+        future: asyncio.Future[T] = self._loop.create_future()
+        self._jobs.put((work, future))
+        return future
+
+    def _write(self, work: Callable[[sqlite3.Connection], None]) -> asyncio.Future[None]:
+        future = self._submit(work)
+        # A write nobody awaits must still report its failure.
+        future.add_done_callback(_log_failure)
+        return future
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    async def flush(self) -> None:
+        await self._submit(lambda connection: None)
+
+    # -- generic rows -----------------------------------------------------------------------------------
+    def _upsert(self, table: str, record: Any) -> asyncio.Future[None]:
+        names = _columns(type(record))
+        values = [getattr(record, name) for name in names]
+        seq = self._next_seq()
+        updates = ", ".join(f'"{name}" = excluded."{name}"' for name in names)
+        placeholders = ", ".join("?" * (len(names) + 1))
+        sql = (
+            f"INSERT INTO {table} ({_quoted(names)}, seq) VALUES ({placeholders}) "
+            f"ON CONFLICT DO UPDATE SET {updates}"
+        )
+
+        def work(connection: sqlite3.Connection) -> None:
+            connection.execute(sql, [*values, seq])
+
+        return self._write(work)
+
+    def _select(
+        self, kind: type[R], table: str, where: str, parameters: Sequence[object], *, offset: int, limit: int
+    ) -> asyncio.Future[list[R]]:
+        names = _columns(kind)
+        sql = (
+            f"SELECT {_quoted(names)} FROM {table} WHERE {where} "
+            f"ORDER BY date_created DESC, seq DESC LIMIT ? OFFSET ?"
+        )
+
+        def work(connection: sqlite3.Connection) -> list[R]:
+            rows = connection.execute(sql, [*parameters, limit, offset]).fetchall()
+            return [kind(*row) for row in rows]
+
+        return self._submit(work)
+
+    async def _one(self, kind: type[R], table: str, account_sid: str, sid: str) -> R | None:
+        rows = await self._select(
+            kind, table, "account_sid = ? AND sid = ?", (account_sid, sid), offset=0, limit=1
+        )
+        return rows[0] if rows else None
+
+    def _delete(self, table: str, account_sid: str, sid: str) -> asyncio.Future[bool]:
+        def work(connection: sqlite3.Connection) -> bool:
+            cursor = connection.execute(
+                f"DELETE FROM {table} WHERE account_sid = ? AND sid = ?", (account_sid, sid)
+            )
+            return cursor.rowcount > 0
+
+        return self._submit(work)
+
+    # -- calls ------------------------------------------------------------------------------------------
+    def save_call(self, record: CallRecord) -> asyncio.Future[None]:
+        return self._upsert("calls", record)
+
+    async def get_call(self, account_sid: str, sid: str) -> CallRecord | None:
+        return await self._one(CallRecord, "calls", account_sid, sid)
+
+    async def list_calls(
+        self, account_sid: str, where: CallFilter, *, offset: int, limit: int
+    ) -> list[CallRecord]:
+        clauses = ["account_sid = ?"]
+        parameters: list[object] = [account_sid]
+        for column, value in (
+            ('"to"', where.to),
+            ("from_", where.from_),
+            ("status", where.status),
+            ("parent_call_sid", where.parent_call_sid),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                parameters.append(value)
+        if where.started_on_or_after is not None:
+            clauses.append("start_time >= ?")
+            parameters.append(where.started_on_or_after)
+        if where.started_before is not None:
+            clauses.append("start_time < ?")
+            parameters.append(where.started_before)
+        return await self._select(
+            CallRecord, "calls", " AND ".join(clauses), parameters, offset=offset, limit=limit
+        )
+
+    async def delete_call(self, account_sid: str, sid: str) -> bool:
+        return await self._delete("calls", account_sid, sid)
+
+    # -- recordings -------------------------------------------------------------------------------------
+    def add_recording(self, record: RecordingRecord) -> asyncio.Future[None]:
+        return self._upsert("recordings", record)
+
+    async def get_recording(self, account_sid: str, sid: str) -> RecordingRecord | None:
+        return await self._one(RecordingRecord, "recordings", account_sid, sid)
+
+    async def list_recordings(
+        self, account_sid: str, *, call_sid: str | None, offset: int, limit: int
+    ) -> list[RecordingRecord]:
+        if call_sid is None:
+            return await self._select(
+                RecordingRecord, "recordings", "account_sid = ?", (account_sid,), offset=offset, limit=limit
+            )
+        return await self._select(
+            RecordingRecord,
+            "recordings",
+            "account_sid = ? AND call_sid = ?",
+            (account_sid, call_sid),
+            offset=offset,
+            limit=limit,
+        )
+
+    async def delete_recording(self, account_sid: str, sid: str) -> RecordingRecord | None:
+        record = await self.get_recording(account_sid, sid)
+        if record is None or not await self._delete("recordings", account_sid, sid):
+            return None
+        return record
+
+    # -- queues -----------------------------------------------------------------------------------------
+    async def create_queue(self, record: QueueRecord) -> bool:
+        names = _columns(QueueRecord)
+        values = [getattr(record, name) for name in names]
+        seq = self._next_seq()
+        placeholders = ", ".join("?" * (len(names) + 1))
+
+        def work(connection: sqlite3.Connection) -> bool:
+            cursor = connection.execute(
+                f"INSERT OR IGNORE INTO queues ({_quoted(names)}, seq) VALUES ({placeholders})",
+                [*values, seq],
+            )
+            return cursor.rowcount > 0
+
+        return await self._submit(work)
+
+    async def get_queue(self, account_sid: str, sid: str) -> QueueRecord | None:
+        return await self._one(QueueRecord, "queues", account_sid, sid)
+
+    async def find_queue(self, account_sid: str, friendly_name: str) -> QueueRecord | None:
+        rows = await self._select(
+            QueueRecord,
+            "queues",
+            "account_sid = ? AND friendly_name = ?",
+            (account_sid, friendly_name),
+            offset=0,
+            limit=1,
+        )
+        return rows[0] if rows else None
+
+    async def list_queues(self, account_sid: str, *, offset: int, limit: int) -> list[QueueRecord]:
+        return await self._select(
+            QueueRecord, "queues", "account_sid = ?", (account_sid,), offset=offset, limit=limit
+        )
+
+    async def update_queue(self, record: QueueRecord) -> bool:
+        def work(connection: sqlite3.Connection) -> bool:
+            try:
+                cursor = connection.execute(
+                    "UPDATE queues SET friendly_name = ?, max_size = ?, date_updated = ? "
+                    "WHERE account_sid = ? AND sid = ?",
+                    (
+                        record.friendly_name,
+                        record.max_size,
+                        record.date_updated,
+                        record.account_sid,
+                        record.sid,
+                    ),
+                )
+            except sqlite3.IntegrityError:
+                return False
+            return cursor.rowcount > 0
+
+        return await self._submit(work)
+
+    async def delete_queue(self, account_sid: str, sid: str) -> bool:
+        return await self._delete("queues", account_sid, sid)
+
+    def save_queue_member(self, record: QueueMemberRecord) -> asyncio.Future[None]:
+        seq = self._next_seq()
+
+        def work(connection: sqlite3.Connection) -> None:
+            connection.execute(
+                "INSERT INTO queue_members (queue_sid, call_sid, position, date_enqueued, seq) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET position = excluded.position",
+                (record.queue_sid, record.call_sid, record.position, record.date_enqueued, seq),
+            )
+
+        return self._write(work)
+
+    def remove_queue_member(self, queue_sid: str, call_sid: str) -> asyncio.Future[None]:
+        def work(connection: sqlite3.Connection) -> None:
+            connection.execute(
+                "DELETE FROM queue_members WHERE queue_sid = ? AND call_sid = ?", (queue_sid, call_sid)
+            )
+
+        return self._write(work)
+
+    async def list_queue_members(self, queue_sid: str, *, offset: int, limit: int) -> list[QueueMemberRecord]:
+        def work(connection: sqlite3.Connection) -> list[QueueMemberRecord]:
+            rows = connection.execute(
+                "SELECT queue_sid, call_sid, position, date_enqueued FROM queue_members WHERE queue_sid = ? "
+                "ORDER BY position, seq LIMIT ? OFFSET ?",
+                (queue_sid, limit, offset),
+            ).fetchall()
+            return [QueueMemberRecord(*row) for row in rows]
+
+        return await self._submit(work)
+
+    async def queue_size(self, queue_sid: str) -> int:
+        def work(connection: sqlite3.Connection) -> int:
+            count: int = connection.execute(
+                "SELECT COUNT(*) FROM queue_members WHERE queue_sid = ?", (queue_sid,)
+            ).fetchone()[0]
+            return count
+
+        return await self._submit(work)
+
+    # -- conferences ------------------------------------------------------------------------------------
+    def save_conference(self, record: ConferenceRecord) -> asyncio.Future[None]:
+        return self._upsert("conferences", record)
+
+    async def get_conference(self, account_sid: str, sid: str) -> ConferenceRecord | None:
+        return await self._one(ConferenceRecord, "conferences", account_sid, sid)
+
+    async def list_conferences(
+        self, account_sid: str, *, status: str | None, friendly_name: str | None, offset: int, limit: int
+    ) -> list[ConferenceRecord]:
+        clauses = ["account_sid = ?"]
+        parameters: list[object] = [account_sid]
+        if status is not None:
+            clauses.append("status = ?")
+            parameters.append(status)
+        if friendly_name is not None:
+            clauses.append("friendly_name = ?")
+            parameters.append(friendly_name)
+        return await self._select(
+            ConferenceRecord, "conferences", " AND ".join(clauses), parameters, offset=offset, limit=limit
+        )
+
+    # -- webhook errors ---------------------------------------------------------------------------------
+    def add_notification(self, record: NotificationRecord) -> asyncio.Future[None]:
+        return self._upsert("notifications", record)
+
+    async def list_notifications(
+        self, account_sid: str, *, call_sid: str | None, offset: int, limit: int
+    ) -> list[NotificationRecord]:
+        where, parameters = "account_sid = ?", [account_sid]
+        if call_sid is not None:
+            where += " AND call_sid = ?"
+            parameters.append(call_sid)
+        return await self._select(
+            NotificationRecord, "notifications", where, parameters, offset=offset, limit=limit
+        )
+
+
+def _log_failure(future: asyncio.Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("store write failed: %s", future.exception())

@@ -1,0 +1,220 @@
+"""The SQLite store: schema and migrations, upserts, filters, paging, ordering, durability against SIGKILL."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from switch.store import (
+    CallFilter,
+    CallRecord,
+    ConferenceRecord,
+    NotificationRecord,
+    QueueMemberRecord,
+    QueueRecord,
+    RecordingRecord,
+    SQLiteStore,
+    StoreError,
+    new_sid,
+)
+from switch.store.sqlite import MIGRATIONS
+
+REPO = Path(__file__).resolve().parents[2]
+AC = "AC" + "1" * 32
+OTHER = "AC" + "2" * 32
+
+
+def call(
+    n: int, *, status: str = "completed", account: str = AC, to: str = "sip:bob@127.0.0.1"
+) -> CallRecord:
+    return CallRecord(
+        sid=f"CA{n:032x}",
+        account_sid=account,
+        direction="outbound-api",
+        from_=f"+1555000{n:04d}",
+        to=to,
+        status=status,
+        start_time=1_700_000_000.0 + n,
+        date_created=1_700_000_000.0 + n,
+        date_updated=1_700_000_000.0 + n,
+    )
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    db = SQLiteStore(tmp_path / "switch.db")
+    await db.open()
+    yield db
+    await db.close()
+
+
+async def test_fresh_database_gets_the_latest_schema_in_wal_mode(store: SQLiteStore) -> None:
+    await store.flush()
+    with sqlite3.connect(store.path) as connection:
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"calls", "recordings", "queues", "queue_members", "conferences", "notifications"} <= tables
+
+
+async def test_a_database_from_a_newer_switch_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "switch.db"
+    with sqlite3.connect(path) as connection:
+        connection.execute(f"PRAGMA user_version={len(MIGRATIONS) + 1}")
+    with pytest.raises(StoreError, match="newer"):
+        await SQLiteStore(path).open()
+
+
+async def test_save_call_upserts_and_keeps_creation_order(store: SQLiteStore) -> None:
+    first, second = call(1, status="queued"), call(2, status="queued")
+    store.save_call(first)
+    store.save_call(second)
+    await store.save_call(CallRecord(**{**_fields(first), "status": "completed", "duration": 7}))
+    fetched = await store.get_call(AC, first.sid)
+    assert fetched is not None and fetched.status == "completed" and fetched.duration == 7
+    listed = await store.list_calls(AC, CallFilter(), offset=0, limit=10)
+    assert [c.sid for c in listed] == [second.sid, first.sid]
+    assert await store.get_call(OTHER, first.sid) is None
+
+
+async def test_read_after_write_sees_the_write_without_awaiting_it(store: SQLiteStore) -> None:
+    record = call(3, status="in-progress")
+    store.save_call(record)  # not awaited: the FIFO queue orders it before the read
+    store.save_call(CallRecord(**{**_fields(record), "status": "completed"}))
+    fetched = await store.get_call(AC, record.sid)
+    assert fetched is not None and fetched.status == "completed"
+
+
+async def test_call_filters_and_paging(store: SQLiteStore) -> None:
+    for n in range(1, 8):
+        store.save_call(call(n, status="completed" if n % 2 else "busy", to=f"sip:u{n % 3}@127.0.0.1"))
+    store.save_call(call(99, account=OTHER))
+    busy = await store.list_calls(AC, CallFilter(status="busy"), offset=0, limit=50)
+    assert [c.sid for c in busy] == [call(n).sid for n in (6, 4, 2)]
+    to_u1 = await store.list_calls(AC, CallFilter(to="sip:u1@127.0.0.1"), offset=0, limit=50)
+    assert [c.sid for c in to_u1] == [call(n).sid for n in (7, 4, 1)]
+    window = CallFilter(started_on_or_after=1_700_000_003.0, started_before=1_700_000_005.0)
+    assert [c.sid for c in await store.list_calls(AC, window, offset=0, limit=50)] == [
+        call(4).sid,
+        call(3).sid,
+    ]
+    pages = [await store.list_calls(AC, CallFilter(), offset=o, limit=3) for o in (0, 3, 6)]
+    assert [[c.sid for c in page] for page in pages] == [
+        [call(n).sid for n in (7, 6, 5)],
+        [call(n).sid for n in (4, 3, 2)],
+        [call(1).sid],
+    ]
+    assert await store.delete_call(AC, call(1).sid) is True
+    assert await store.delete_call(AC, call(1).sid) is False
+    assert await store.get_call(AC, call(1).sid) is None
+
+
+async def test_recordings_by_call_and_delete(store: SQLiteStore) -> None:
+    records = [
+        RecordingRecord(
+            sid=new_sid("RE"),
+            account_sid=AC,
+            call_sid=call_sid,
+            path=f"/tmp/{n}.wav",
+            duration=n,
+            start_time=1.0 + n,
+            date_created=1.0 + n,
+            date_updated=1.0 + n,
+        )
+        for n, call_sid in enumerate([call(1).sid, call(2).sid, call(1).sid])
+    ]
+    for record in records:
+        store.add_recording(record)
+    of_call_1 = await store.list_recordings(AC, call_sid=call(1).sid, offset=0, limit=10)
+    assert of_call_1 == [records[2], records[0]]
+    assert await store.delete_recording(AC, records[0].sid) == records[0]
+    assert await store.delete_recording(AC, records[0].sid) is None
+    assert len(await store.list_recordings(AC, call_sid=None, offset=0, limit=10)) == 2
+
+
+async def test_queue_names_are_unique_per_account_and_members_cascade(store: SQLiteStore) -> None:
+    support = QueueRecord(new_sid("QU"), AC, "support", 100, 1.0, 1.0)
+    assert await store.create_queue(support) is True
+    assert await store.create_queue(QueueRecord(new_sid("QU"), AC, "support", 5, 2.0, 2.0)) is False
+    assert await store.create_queue(QueueRecord(new_sid("QU"), OTHER, "support", 5, 2.0, 2.0)) is True
+    sales = QueueRecord(new_sid("QU"), AC, "sales", 10, 3.0, 3.0)
+    await store.create_queue(sales)
+    renamed = QueueRecord(support.sid, AC, "sales", 100, 4.0, 4.0)
+    assert await store.update_queue(renamed) is False  # the name is taken
+    assert await store.update_queue(QueueRecord(support.sid, AC, "help", 50, 4.0, 4.0)) is True
+    assert await store.find_queue(AC, "help") == QueueRecord(support.sid, AC, "help", 50, 1.0, 4.0)
+    store.save_queue_member(QueueMemberRecord(support.sid, call(2).sid, 2, 11.0))
+    store.save_queue_member(QueueMemberRecord(support.sid, call(1).sid, 1, 10.0))
+    members = await store.list_queue_members(support.sid, offset=0, limit=10)
+    assert [m.call_sid for m in members] == [call(1).sid, call(2).sid]
+    store.remove_queue_member(support.sid, call(1).sid)
+    assert await store.queue_size(support.sid) == 1
+    assert await store.delete_queue(AC, support.sid) is True
+    assert await store.queue_size(support.sid) == 0
+    assert [q.friendly_name for q in await store.list_queues(AC, offset=0, limit=10)] == ["sales"]
+
+
+async def test_conferences_and_notifications(store: SQLiteStore) -> None:
+    room = ConferenceRecord(new_sid("CF"), AC, "room", "in-progress", 1.0, 1.0)
+    store.save_conference(room)
+    store.save_conference(ConferenceRecord(room.sid, AC, "room", "completed", 1.0, 2.0, "local", "last left"))
+    assert await store.list_conferences(AC, status="in-progress", friendly_name=None, offset=0, limit=5) == []
+    [ended] = await store.list_conferences(AC, status="completed", friendly_name="room", offset=0, limit=5)
+    assert ended.reason_conference_ended == "last left"
+    note = NotificationRecord(new_sid("NO"), AC, call(1).sid, 11200, "HTTP 500", "http://127.0.0.1/x", 5.0)
+    await store.add_notification(note)
+    assert await store.list_notifications(AC, call_sid=call(1).sid, offset=0, limit=5) == [note]
+
+
+async def test_reopening_keeps_records(tmp_path: Path) -> None:
+    first = SQLiteStore(tmp_path / "switch.db")
+    await first.open()
+    first.save_call(call(5))
+    await first.close()
+    again = SQLiteStore(tmp_path / "switch.db")
+    await again.open()
+    assert await again.get_call(AC, call(5).sid) == call(5)
+    store_seq_call = call(6)
+    again.save_call(store_seq_call)
+    listed = await again.list_calls(AC, CallFilter(), offset=0, limit=5)
+    await again.close()
+    assert [c.sid for c in listed] == [call(6).sid, call(5).sid]
+
+
+def test_a_committed_write_survives_sigkill(tmp_path: Path) -> None:
+    """A child saves a call, awaits the commit, and is killed with SIGKILL at once."""
+    script = textwrap.dedent(
+        f"""
+        import asyncio, os, signal, sys
+        from pathlib import Path
+        from switch.store import CallRecord, SQLiteStore
+
+        async def main():
+            store = SQLiteStore(Path(sys.argv[1]))
+            await store.open()
+            record = CallRecord("CA{"a" * 32}", "{AC}", "inbound", "a", "b", "completed", 1.0, 1.0, 1.0)
+            await store.save_call(record)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        asyncio.run(main())
+        """
+    )
+    path = tmp_path / "switch.db"
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(path)], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == -signal.SIGKILL, result.stderr
+    with sqlite3.connect(path) as connection:
+        rows = connection.execute("SELECT sid, status FROM calls").fetchall()
+    assert rows == [("CA" + "a" * 32, "completed")]
+
+
+def _fields(record: CallRecord) -> dict[str, object]:
+    return {name: getattr(record, name) for name in record.__slots__}
