@@ -4,6 +4,9 @@ The sans-IO core (`switch.sip.core.SipCore`) is fed bytes with ``loop.time()`` a
 to send comes back from ``datagrams_to_send()`` and is written here once the destination passes the egress
 check.
 TCP connections are kept per peer address and reused for requests to contacts reached over them.
+Before any parsing, a ``SourceGuard`` (switch.security) rate-limits requests per source address, caps TCP
+connections per source and closes connections that stall mid-message or stay idle; datagrams larger than
+``max_message_size`` get 413.
 """
 
 from __future__ import annotations
@@ -13,15 +16,16 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from switch.config import Settings
+from switch.security.guard import SourceGuard, TcpSlot, guard_settings_from
 from switch.sip.core import Outgoing, SipCore
-from switch.sip.errors import SipParseError
+from switch.sip.errors import SipFramingError, SipParseError
 from switch.sip.events import Event
-from switch.sip.message import StreamParser
+from switch.sip.message import Request, StreamParser, error_response_for, serialize
 
 log = logging.getLogger("switch.transport")
 
 Address = tuple[str, int]
-MAX_TCP_BUFFER = 256 * 1024
 
 
 class TcpConnection(asyncio.Protocol):
@@ -29,40 +33,87 @@ class TcpConnection(asyncio.Protocol):
 
     def __init__(self, owner: SipTransport) -> None:
         self.owner = owner
-        self.parser = StreamParser()
+        self.parser = StreamParser(owner.guard.settings.max_message_size)
         self.transport: asyncio.Transport | None = None
         self.peer: Address = ("", 0)
+        self.slot: TcpSlot | None = None  # set when the guard admitted the connection
         self.closed = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's TCPTransport is no asyncio.Transport
         host, port = transport.get_extra_info("peername")[:2]
         self.peer = (host, port)
+        now = self.owner.loop.time()
+        if not self.owner.guard.tcp_open(host, now):
+            log.info("refusing TCP connection from %s:%d (per-source cap or blocked)", host, port)
+            transport.abort()  # type: ignore[attr-defined]
+            return
+        self.slot = TcpSlot(host, now, now)
         self.owner.connections[self.peer] = self
 
     def data_received(self, data: bytes) -> None:
-        try:
-            messages = self.parser.feed(data)
-        except SipParseError as exc:
-            log.info("closing TCP connection from %s:%d: framing error: %s", *self.peer, exc)
-            self.close()
+        slot = self.slot
+        if slot is None:
             return
-        now = self.owner.loop.time()
-        for message in messages:
-            self.owner.core.receive_message(message, self.peer, now, "TCP", self)
-        self.owner.pump()
+        owner = self.owner
+        now = owner.loop.time()
+        slot.last_data = now
+        parser = self.parser
+        while True:
+            try:
+                messages = parser.feed(data)
+            except SipFramingError as exc:
+                log.info("closing TCP connection from %s:%d: framing error: %s", *self.peer, exc)
+                owner.pump()  # answers to the messages framed before the error leave first
+                self._reply_error(exc)
+                self.close()
+                return
+            except SipParseError as exc:  # one framed message is malformed: answer it, read on
+                self._reply_error(exc)
+                data = b""
+                continue
+            if not messages:
+                break
+            for message in messages:
+                if isinstance(message, Request) and not owner.guard.allow_request(
+                    message.method, slot.ip, now
+                ):
+                    continue
+                owner.core.receive_message(message, self.peer, now, "TCP", self)
+            data = b""  # a malformed message after these is reported by the next feed
+        if parser.buffered:
+            if slot.partial_since is None:
+                slot.partial_since = now
+        else:
+            slot.partial_since = None
+        owner.pump()
+
+    def _reply_error(self, exc: SipParseError) -> None:
+        if exc.raw is None:
+            return
+        response = error_response_for(exc.raw, exc)
+        if response is not None:
+            if "Server" not in response.headers:
+                response.headers.add("Server", self.owner.core.settings.user_agent)
+            self.write(serialize(response))
 
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
 
-    def close(self) -> None:
+    def close(self, *, abort: bool = False) -> None:
         if self.transport is not None:
-            self.transport.close()
+            if abort:
+                self.transport.abort()
+            else:
+                self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.owner.connections.get(self.peer) is self:
             del self.owner.connections[self.peer]
+        if self.slot is not None:
+            self.owner.guard.tcp_closed(self.slot.ip)
+            self.slot = None
         if not self.closed.done():
             self.closed.set_result(None)
 
@@ -73,7 +124,13 @@ class UdpEndpoint(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
         owner = self.owner
-        owner.core.receive(data, (addr[0], addr[1]), owner.loop.time(), "UDP")
+        now = owner.loop.time()
+        if not owner.guard.allow_datagram(data, addr[0], now):
+            return
+        if len(data) > owner.guard.settings.max_message_size:
+            owner.reject_oversized(data, (addr[0], addr[1]))
+            return
+        owner.core.receive(data, (addr[0], addr[1]), now, "UDP")
         owner.pump()
 
     def error_received(self, exc: Exception) -> None:
@@ -89,10 +146,17 @@ class SipTransport:
         on_event: Callable[[Event], None],
         *,
         egress_allowed: Callable[[str], bool] = lambda ip: True,
+        guard: SourceGuard | None = None,
     ) -> None:
         self.core = core
         self.on_event = on_event
         self.egress_allowed = egress_allowed
+        if guard is None:
+            # Until the app passes guard=, take the limits from the Settings whose egress check we got.
+            settings = getattr(egress_allowed, "__self__", None)
+            guard = SourceGuard(guard_settings_from(settings) if isinstance(settings, Settings) else None)
+        self.guard = guard
+        self._sweeper: asyncio.TimerHandle | None = None
         self.loop = asyncio.get_running_loop()
         self.connections: dict[Address, TcpConnection] = {}
         self.udp: asyncio.DatagramTransport | None = None
@@ -109,10 +173,13 @@ class SipTransport:
         self.tcp_server = await self.loop.create_server(
             lambda: TcpConnection(self), host, port, reuse_address=True
         )
+        self._sweeper = self.loop.call_later(self.guard.settings.sweep_interval, self._sweep)
 
     async def stop(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         if self.tcp_server is not None:
             self.tcp_server.close()
         for connection in list(self.connections.values()):
@@ -121,6 +188,30 @@ class SipTransport:
             task.cancel()
         if self.udp is not None:
             self.udp.close()
+
+    def _sweep(self) -> None:
+        """Close TCP connections that stall mid-message or stay idle too long."""
+        now = self.loop.time()
+        guard = self.guard
+        for connection in list(self.connections.values()):
+            slot = connection.slot
+            if slot is None:
+                continue
+            reason = guard.tcp_expired(slot, now)
+            if reason is not None:
+                log.info("closing TCP connection from %s:%d: %s", *connection.peer, reason)
+                connection.close(abort=True)
+        self._sweeper = self.loop.call_later(guard.settings.sweep_interval, self._sweep)
+
+    def reject_oversized(self, data: bytes, source: Address) -> None:
+        """Answer a datagram over ``max_message_size`` with 413 (a request) or drop it (anything else)."""
+        limit = self.guard.settings.max_message_size
+        error = SipParseError(f"message of {len(data)} octets exceeds {limit}", 413)
+        response = error_response_for(data[: limit + 4096], error)
+        if response is None or self.udp is None or not self.egress_allowed(source[0]):
+            return
+        response.headers.add("Server", self.core.settings.user_agent)
+        self.udp.sendto(serialize(response), source)
 
     def pump(self) -> None:
         """Deliver the core's events, then send what it wants sent and re-arm its timer."""
