@@ -4,7 +4,14 @@ Everything here is sans-IO: callers pass ``now`` (the loop's clock), so the rule
 sockets or sleeping.  The per-packet cost is a dict lookup and a few float operations.
 """
 
-from switch.security.guard import GuardSettings, SourceGuard, TcpSlot
+from switch.security.guard import GuardSettings, SourceGuard, TcpSlot, guard_settings_from
 from switch.security.ratelimit import SourceRateLimiter, TrustedNetworks
 
-__all__ = ["GuardSettings", "SourceGuard", "SourceRateLimiter", "TcpSlot", "TrustedNetworks"]
+__all__ = [
+    "GuardSettings",
+    "SourceGuard",
+    "SourceRateLimiter",
+    "TcpSlot",
+    "TrustedNetworks",
+    "guard_settings_from",
+]

@@ -12,9 +12,10 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from switch.config import Settings
 from switch.security.ratelimit import SourceRateLimiter, TrustedNetworks
 
-__all__ = ["GuardSettings", "SourceGuard", "TcpSlot"]
+__all__ = ["GuardSettings", "SourceGuard", "TcpSlot", "guard_settings_from"]
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -128,3 +129,17 @@ class SourceGuard:
             self.counts.tcp_idle_closed += 1
             return f"idle for {s.tcp_idle_timeout:g} s"
         return None
+
+
+def guard_settings_from(settings: Settings) -> GuardSettings:
+    """The guard's settings taken from `switch serve`'s settings."""
+    return GuardSettings(
+        rate=settings.sip_rate,
+        burst=settings.sip_burst,
+        block_seconds=settings.block_seconds,
+        trusted=settings.trusted_sources,
+        tcp_max_per_source=settings.tcp_max_per_source,
+        tcp_idle_timeout=settings.tcp_idle_timeout,
+        tcp_frame_timeout=settings.tcp_frame_timeout,
+        max_message_size=settings.max_message_size,
+    )
