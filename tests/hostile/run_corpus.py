@@ -228,7 +228,7 @@ def _groups() -> list[tuple[str, int, int]]:
     return [(r.split("\t")[0], int(r.split("\t")[1]), int(r.split("\t")[2])) for r in rows if r.strip()]
 
 
-def run_protos(every: int = 1, limit: int | None = None) -> dict[str, Any]:
+def run_protos(every: int = 1, limit: int | None = None, passes: int = 1) -> dict[str, Any]:
     """Every case from one UDP socket bound to the rendered local port; after every ``every`` cases a
     valid OPTIONS from a second socket must be answered (a missing answer is retried once, then the run
     stops as hung).  Responses are matched to cases by Call-ID (then by arrival, for mangled Call-IDs);
@@ -242,7 +242,7 @@ def run_protos(every: int = 1, limit: int | None = None) -> dict[str, Any]:
         _render(rendered, port)
         files = sorted(rendered.glob("*.sip"))[:limit]
         switch = SwitchProcess(
-            reject_app(Path(tmp)), rtp_ports=200, extra_args=["--sip-rate", "0"], log_level="INFO"
+            reject_app(Path(tmp)), rtp_ports=1000, extra_args=["--sip-rate", "0"], log_level="INFO"
         )
         switch.start()
         pid = switch._process.pid if switch._process else 0  # noqa: SLF001
@@ -283,33 +283,42 @@ def run_protos(every: int = 1, limit: int | None = None) -> dict[str, Any]:
                         return True
             return False
 
+        def one_pass() -> int | None:
+            """Send every case once; the index of the case after which the switch stopped answering."""
+            nonlocal current, probes, rss_after_warmup
+            for position, path in enumerate(files):
+                index = int(path.name.split(".")[0])
+                data = path.read_bytes()
+                match = _RENDERED_CALL_ID.search(data)
+                if match:
+                    by_call_id[match.group(1).decode("latin-1")] = index
+                current = index
+                case_sock.sendto(data, target)
+                if (position + 1) % every == 0 or position == len(files) - 1:
+                    probes += 1
+                    ok = probe()
+                    drain()
+                    if not ok:
+                        return index
+                if position == 200 and not rss_after_warmup:
+                    rss_after_warmup = rss_kib(pid)
+            return None
+
         rss_start = rss_kib(pid)
         started = time.monotonic()
-        for position, path in enumerate(files):
-            index = int(path.name.split(".")[0])
-            data = path.read_bytes()
-            match = _RENDERED_CALL_ID.search(data)
-            if match:
-                by_call_id[match.group(1).decode("latin-1")] = index
-            current = index
-            case_sock.sendto(data, target)
-            if (position + 1) % every == 0 or position == len(files) - 1:
-                probes += 1
-                ok = probe()
-                drain()
-                if not ok:
-                    hung_at = index
-                    break
-            if position == 200:
-                rss_after_warmup = rss_kib(pid)
+        rss_passes: list[int] = []
+        for _ in range(passes):
+            hung_at = one_pass()
+            time.sleep(1.0)
+            drain()
+            time.sleep(3.5)  # transactions (64*T1 = 3.2 s) and rejected calls end before memory is read
+            drain()
+            rss_passes.append(rss_kib(pid))
+            if hung_at is not None:
+                break
         elapsed = time.monotonic() - started
-        time.sleep(1.0)
-        drain()
-        time.sleep(3.5 * 0.05 * 64 / 3.2)  # let transactions (64*T1 = 3.2 s) end before measuring memory
-        drain()
-        rss_end = rss_kib(pid)
         alive = switch.returncode is None and probe()
-        switch.stop()
+        exit_code = switch.stop()
         case_sock.close()
         probe_sock.close()
     return {
@@ -319,8 +328,8 @@ def run_protos(every: int = 1, limit: int | None = None) -> dict[str, Any]:
         "hung_at": hung_at,
         "probes": probes,
         "alive_after": alive,
-        "exit_code": switch.returncode,
-        "rss_kib": {"start": rss_start, "after_200_cases": rss_after_warmup, "end": rss_end},
+        "exit_code": exit_code,
+        "rss_kib": {"start": rss_start, "after_200_cases": rss_after_warmup, "after_each_pass": rss_passes},
         "seconds": round(elapsed, 1),
     }
 
@@ -330,9 +339,12 @@ def main() -> None:
     parser.add_argument("what", choices=["conformance", "protos"])
     parser.add_argument("--every", type=int, default=1, help="PROTOS: probe after every N cases")
     parser.add_argument("--limit", type=int, default=None, help="PROTOS: only the first N cases")
+    parser.add_argument("--passes", type=int, default=1, help="PROTOS: send the whole corpus N times")
     args = parser.parse_args()
     os.chdir(REPO_ROOT)
-    result = run_conformance() if args.what == "conformance" else run_protos(args.every, args.limit)
+    result = (
+        run_conformance() if args.what == "conformance" else run_protos(args.every, args.limit, args.passes)
+    )
     json.dump(result, sys.stdout)
     sys.stdout.write("\n")
 
