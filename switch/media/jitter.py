@@ -1,0 +1,268 @@
+"""Receive-side jitter buffer for every channel at once, holding samples (payload bytes), not packets.
+
+No sockets and no clock of its own (sans-IO): :meth:`JitterBuffer.put` is called once per received
+packet with the arrival time ``now``; :meth:`JitterBuffer.pull` is called once per 20 ms tick and takes
+the next frame of every channel as one ``(channels, FRAME)`` array.
+
+Each channel owns a ring of :data:`RING` payload bytes addressed by RTP timestamp (one byte per 8 kHz
+timestamp unit, which is what the registered codecs use) and a ring of "present" flags beside it. A packet
+is one copy into its place in the ring, so packets of any ptime (10 to 60 ms) mix, arrive in any order and
+are played in timestamp order. A packet whose first sample was already played is *late*, a packet whose
+first sample is already present is a *duplicate*: both are dropped and counted. A packet too far ahead of
+the play point (a timestamp jump) resynchronises the channel.
+
+Delay adapts between :data:`MIN_DELAY` and :data:`MAX_DELAY`: the target is the last packet's length plus
+four times the RFC 3550 interarrival jitter estimate. When nothing is buffered at all (an underrun) the play
+point stays where it is (the buffer grows by one frame); when more than a frame above the target is buffered
+the play point skips 10 ms. ``delay(slot)`` and the counters say what happened.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = [
+    "FRAME",
+    "MAX_DELAY",
+    "MIN_DELAY",
+    "RING",
+    "JitterBuffer",
+    "JitterStats",
+    "PutResult",
+]
+
+FRAME = 160
+RING = 4096
+"""Bytes (8 kHz samples) per channel ring: 512 ms, a power of two so ring positions are ``ts & (RING-1)``."""
+MIN_DELAY = 160
+MAX_DELAY = 1600
+_MASK = RING - 1
+_MAX_PACKET = 960  # 120 ms: the largest payload accepted
+_COLUMN = np.arange(FRAME, dtype=np.intp)
+_ONES = bytes([1]) * _MAX_PACKET
+
+
+class PutResult:
+    STORED = 0
+    LATE = 1
+    DUPLICATE = 2
+    RESYNC = 3
+    INVALID = 4
+
+
+@dataclass(frozen=True, slots=True)
+class JitterStats:
+    packets: int
+    late: int
+    duplicate: int
+    concealed_frames: int
+    resyncs: int
+    delay_ms: float
+    target_ms: float
+    jitter_ms: float
+
+
+def _signed(x: int) -> int:
+    """A 32-bit RTP timestamp difference as a signed number."""
+    return ((x + 0x80000000) & 0xFFFFFFFF) - 0x80000000
+
+
+class JitterBuffer:
+    """Rings and play points of channel slots ``0..n-1`` (the owner keeps them packed like its table)."""
+
+    def __init__(self, capacity: int = 64) -> None:
+        self.capacity = 0
+        self._allocate(max(capacity, 1))
+
+    _SCALARS: dict[str, type[np.generic]] = {
+        "play": np.int64,
+        "newest": np.int64,
+        "started": np.bool_,
+        "target": np.int64,
+        "jitter": np.float64,
+        "last_arrival": np.float64,
+        "last_ts": np.int64,
+        "packet_size": np.int64,
+        "packets": np.int64,
+        "late": np.int64,
+        "duplicate": np.int64,
+        "concealed": np.int64,
+        "resyncs": np.int64,
+    }
+
+    def _allocate(self, capacity: int) -> None:
+        old = self.capacity
+        for name, dtype in self._SCALARS.items():
+            arr = np.zeros(capacity, dtype=dtype)
+            if old:
+                arr[:old] = getattr(self, name)
+            setattr(self, name, arr)
+        ring = np.zeros((capacity, RING), np.uint8)
+        present = np.zeros((capacity, RING), np.uint8)
+        if old:
+            ring[:old] = self.ring
+            present[:old] = self.present
+        self.ring = ring
+        self.present = present
+        self._flat_ring = ring.reshape(-1)
+        self._flat_present = present.reshape(-1)
+        rv = ring.data.cast("B")
+        pv = present.data.cast("B")
+        self._ring_views = [rv[i * RING : (i + 1) * RING] for i in range(capacity)]
+        self._present_views = [pv[i * RING : (i + 1) * RING] for i in range(capacity)]
+        self._row_base = (np.arange(capacity, dtype=np.intp) * RING)[:, None]
+        self._index = np.zeros((capacity, FRAME), np.intp)
+        self.capacity = capacity
+        self.target[old:] = MIN_DELAY
+
+    play: NDArray[np.int64]
+    newest: NDArray[np.int64]
+    started: NDArray[np.bool_]
+    target: NDArray[np.int64]
+    jitter: NDArray[np.float64]
+    last_arrival: NDArray[np.float64]
+    last_ts: NDArray[np.int64]
+    packet_size: NDArray[np.int64]
+    packets: NDArray[np.int64]
+    late: NDArray[np.int64]
+    duplicate: NDArray[np.int64]
+    concealed: NDArray[np.int64]
+    resyncs: NDArray[np.int64]
+    ring: NDArray[np.uint8]
+    present: NDArray[np.uint8]
+
+    # -- slots ------------------------------------------------------------------------------------------
+    def ensure(self, slots: int) -> None:
+        """Make room for ``slots`` slots (grows by doubling)."""
+        if slots > self.capacity:
+            self._allocate(max(slots, 2 * self.capacity))
+
+    def clear(self, slot: int) -> None:
+        """Forget everything of ``slot`` (a new channel, or a new stream on it), counters included."""
+        for name in self._SCALARS:
+            getattr(self, name)[slot] = 0
+        self.target[slot] = MIN_DELAY
+        self.present[slot] = 0
+
+    def reset_stream(self, slot: int) -> None:
+        """Start over with the next packet (a new SSRC); counters and the jitter estimate stay."""
+        self.started[slot] = False
+        self.present[slot] = 0
+
+    def move(self, source: int, dest: int) -> None:
+        """Copy slot ``source`` into ``dest`` (the owner's swap-remove)."""
+        for name in self._SCALARS:
+            arr = getattr(self, name)
+            arr[dest] = arr[source]
+        self.ring[dest] = self.ring[source]
+        self.present[dest] = self.present[source]
+
+    # -- per packet -------------------------------------------------------------------------------------
+    def put(self, slot: int, timestamp: int, payload: bytes | memoryview, now: float) -> int:
+        """Store one packet's payload (``now`` in seconds); return a :class:`PutResult` value."""
+        n = len(payload)
+        if n == 0 or n > _MAX_PACKET:
+            return PutResult.INVALID
+        arrival = now * 8000.0
+        result = PutResult.STORED
+        if not self.started[slot]:
+            self.started[slot] = True
+            self.play[slot] = (timestamp - int(self.target[slot])) & 0xFFFFFFFF
+            self.newest[slot] = timestamp
+            self.last_ts[slot] = timestamp
+            self.last_arrival[slot] = arrival
+        else:
+            transit = (arrival - self.last_arrival[slot]) - _signed(timestamp - int(self.last_ts[slot]))
+            self.jitter[slot] += (abs(transit) - self.jitter[slot]) / 16.0
+            self.last_arrival[slot] = arrival
+            self.last_ts[slot] = timestamp
+        ahead = _signed(timestamp - int(self.play[slot]))
+        if ahead < 0:
+            self.late[slot] += 1
+            return PutResult.LATE
+        if ahead + n > RING - FRAME:
+            self.present[slot] = 0
+            self.play[slot] = (timestamp - int(self.target[slot])) & 0xFFFFFFFF
+            self.newest[slot] = timestamp
+            self.resyncs[slot] += 1
+            result = PutResult.RESYNC
+        pos = timestamp & _MASK
+        present = self._present_views[slot]
+        if present[pos]:
+            self.duplicate[slot] += 1
+            return PutResult.DUPLICATE
+        ring = self._ring_views[slot]
+        end = pos + n
+        if end <= RING:
+            ring[pos:end] = payload
+            present[pos:end] = _ONES[:n]
+        else:
+            first = RING - pos
+            ring[pos:] = payload[:first]
+            ring[: end - RING] = payload[first:]
+            present[pos:] = _ONES[:first]
+            present[: end - RING] = _ONES[: n - first]
+        if _signed(timestamp + n - int(self.newest[slot])) > 0:
+            self.newest[slot] = (timestamp + n) & 0xFFFFFFFF
+        self.packet_size[slot] = n
+        self.packets[slot] += 1
+        return result
+
+    # -- per tick ---------------------------------------------------------------------------------------
+    def pull(self, n: int, out: NDArray[np.uint8], present: NDArray[np.bool_]) -> NDArray[np.bool_]:
+        """Take the next frame of slots ``0..n-1`` into ``out`` (bytes) and ``present`` (per sample).
+
+        Returns, per slot, whether the frame is lost: the stream has started, something later is buffered,
+        and at least one sample of this frame is missing (the caller conceals those).
+        """
+        if n == 0:
+            return np.zeros(0, np.bool_)
+        play = self.play[:n]
+        index = self._index[:n]
+        np.add(play[:, None], _COLUMN, out=index)
+        np.bitwise_and(index, _MASK, out=index)
+        index += self._row_base[:n]
+        np.take(self._flat_ring, index, out=out[:n], mode="clip")
+        np.take(self._flat_present, index, out=present[:n].view(np.uint8), mode="clip")
+        self._flat_present[index] = 0
+        started = self.started[:n]
+        complete = present[:n].all(axis=1)
+        empty = ~present[:n].any(axis=1)
+        level = (self.newest[:n] - play + 0x80000000) % 0x100000000 - 0x80000000
+        lost = started & ~complete & (level > FRAME)
+        self.concealed[:n] += lost
+        hold = started & empty & (level <= 0)
+        excess = started & (level - FRAME > self.target[:n] + FRAME)
+        advance = np.where(hold, 0, FRAME) + np.where(excess, FRAME // 2, 0)
+        if excess.any():
+            skipped = np.flatnonzero(excess)
+            cols = (play[skipped, None] + FRAME + _COLUMN[: FRAME // 2]) & _MASK
+            self._flat_present[cols + self._row_base[skipped]] = 0
+        play += advance
+        play &= 0xFFFFFFFF
+        target = self.packet_size[:n] + 4.0 * self.jitter[:n]
+        np.clip(-(-target // 80) * 80, MIN_DELAY, MAX_DELAY, out=target)
+        self.target[:n] = target
+        return lost
+
+    # -- observation ------------------------------------------------------------------------------------
+    def delay(self, slot: int) -> int:
+        """Samples buffered ahead of the play point (0 before the stream starts)."""
+        if not self.started[slot]:
+            return 0
+        return max(0, _signed(int(self.newest[slot]) - int(self.play[slot])))
+
+    def stats(self, slot: int) -> JitterStats:
+        return JitterStats(
+            packets=int(self.packets[slot]),
+            late=int(self.late[slot]),
+            duplicate=int(self.duplicate[slot]),
+            concealed_frames=int(self.concealed[slot]),
+            resyncs=int(self.resyncs[slot]),
+            delay_ms=self.delay(slot) / 8.0,
+            target_ms=int(self.target[slot]) / 8.0,
+            jitter_ms=float(self.jitter[slot]) / 8.0,
+        )
