@@ -1,0 +1,132 @@
+"""Load harness: drive the switch (or Sippy B2BUA) with SIPp on loopback and report what it cost.
+
+    python -m bench.load rate --rate 500 --calls 15000 [--webhook] [--transport tcp]
+    python -m bench.load ramp --start 250 --step-seconds 10 --budget 240 [--webhook]
+    python -m bench.load memory --rate 800 --checkpoints 10000,100000
+    python -m bench.load peer --peer sippy --rate 100 --calls 3000 [--sippy-only]
+
+Prints a readable table on stderr and one JSON document on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench.load.run import RunResult, memory_run, peer_run, ramp, rate_run
+
+COLUMNS = (
+    ("label", "run", 26),
+    ("rate", "rate/s", 7),
+    ("attempted", "tried", 7),
+    ("succeeded", "ok", 7),
+    ("failed", "failed", 6),
+    ("retransmissions", "retr", 5),
+    ("late_messages", "late", 6),
+    ("achieved_cps", "cps", 7),
+    ("setup_p50_ms", "p50ms", 6),
+    ("setup_p99_ms", "p99ms", 6),
+    ("cpu_ms_per_call", "cpu ms/call", 11),
+    ("peak_rss_mb", "peakMB", 7),
+    ("rss_end_mb", "endMB", 7),
+)
+
+
+def table(results: Sequence[RunResult]) -> str:
+    header = " ".join(title.rjust(width) if i else title.ljust(width) for i, (_, title, width) in
+                      enumerate(COLUMNS))  # fmt: skip
+    lines = [header, "-" * len(header)]
+    for result in results:
+        data = result.as_dict()
+        cells = []
+        for i, (key, _, width) in enumerate(COLUMNS):
+            value = data[key]
+            text = f"{value:.1f}" if isinstance(value, float) and key.endswith("mb") else str(value)
+            cells.append(text.ljust(width) if i == 0 else text.rjust(width))
+        lines.append(" ".join(cells) + ("" if result.clean else "  NOT CLEAN"))
+    return "\n".join(lines)
+
+
+def _progress(result: RunResult) -> None:
+    print(table([result]).splitlines()[-1], file=sys.stderr, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__.split("\n")[0])
+    parser.add_argument("--workdir", type=Path, default=None, help="keep logs here (default: a temp dir)")
+    modes = parser.add_subparsers(dest="mode", required=True)
+    one = modes.add_parser("rate", help="one run at a fixed rate")
+    one.add_argument("--rate", type=float, default=200.0)
+    one.add_argument("--calls", type=int, default=2000)
+    one.add_argument("--limit", type=int, default=5000, help="most calls up at once (SIPp -l)")
+    one.add_argument("--webhook", action="store_true", help="the application is an HTTP webhook")
+    one.add_argument("--transport", choices=("udp", "tcp"), default="udp")
+    up = modes.add_parser("ramp", help="find the highest clean rate (0 failed, 0 retransmissions)")
+    up.add_argument("--start", type=float, default=250.0)
+    up.add_argument("--step-seconds", type=float, default=10.0)
+    up.add_argument("--budget", type=float, default=240.0, help="seconds for the whole ramp")
+    up.add_argument("--max-rate", type=float, default=4000.0)
+    up.add_argument("--webhook", action="store_true")
+    mem = modes.add_parser("memory", help="RSS after cumulative call counts on one switch")
+    mem.add_argument("--rate", type=float, default=500.0)
+    mem.add_argument("--checkpoints", default="10000,100000")
+    peer = modes.add_parser("peer", help="Sippy B2BUA vs the switch's <Dial><Sip>, same caller and UAS")
+    peer.add_argument("--peer", choices=("sippy",), default="sippy")
+    peer.add_argument("--rate", type=float, default=100.0)
+    peer.add_argument("--calls", type=int, default=3000)
+    peer.add_argument("--hold-ms", type=int, default=0)
+    peer.add_argument("--sippy-only", action="store_true", help="skip the switch side (no <Dial> yet)")
+    args = parser.parse_args(argv)
+
+    document: dict[str, object] = {"mode": args.mode, "argv": list(sys.argv[1:] if argv is None else argv)}
+    results: list[RunResult]
+    if args.mode == "rate":
+        results = [
+            rate_run(
+                rate=args.rate,
+                calls=args.calls,
+                webhook=args.webhook,
+                limit=args.limit,
+                transport=args.transport,
+                base=args.workdir,
+            )
+        ]
+    elif args.mode == "ramp":
+        best, results = ramp(
+            start=args.start,
+            step_seconds=args.step_seconds,
+            budget_seconds=args.budget,
+            webhook=args.webhook,
+            max_rate=args.max_rate,
+            on_step=_progress,
+            base=args.workdir,
+        )
+        document["best_clean_rate"] = best
+    elif args.mode == "memory":
+        checkpoints = tuple(int(x) for x in args.checkpoints.split(","))
+        results = memory_run(rate=args.rate, checkpoints=checkpoints, base=args.workdir, on_step=_progress)
+        document["rss_mb"] = {"start": results[0].rss_start_mb} | {
+            str(c): r.rss_end_mb for c, r in zip(checkpoints, results, strict=True)
+        }
+    else:
+        results = peer_run(
+            rate=args.rate,
+            calls=args.calls,
+            hold_ms=args.hold_ms,
+            base=args.workdir,
+            switch_too=not args.sippy_only,
+        )
+        per_call = [r.cpu_ms_per_call for r in results]
+        if len(per_call) == 2 and per_call[0] and per_call[1]:
+            document["cpu_ratio_sippy_over_switch"] = round(per_call[0] / per_call[1], 2)
+    document["results"] = [r.as_dict() for r in results]
+    print(table(results), file=sys.stderr)
+    print(json.dumps(document, indent=2))
+    return 0 if all(r.clean for r in results) or args.mode == "ramp" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

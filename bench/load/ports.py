@@ -1,0 +1,38 @@
+"""Free loopback ports, picked at run time and never handed out twice by this process."""
+
+from __future__ import annotations
+
+import random
+import socket
+
+__all__ = ["free_port", "free_range"]
+
+_given: set[int] = set()
+
+
+def _bindable(port: int) -> bool:
+    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+        with socket.socket(socket.AF_INET, kind) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+    return True
+
+
+def free_range(count: int = 1, *, align: int = 1) -> int:
+    """First port of `count` consecutive ports free for UDP and TCP on 127.0.0.1."""
+    rng = random.Random()
+    for _ in range(2000):
+        base = rng.randrange(30000, 60000 - count) // align * align
+        span = range(base, base + count)
+        if any(p in _given for p in span):
+            continue
+        if all(_bindable(p) for p in span):
+            _given.update(span)
+            return base
+    raise RuntimeError(f"no {count} consecutive free ports on 127.0.0.1")
+
+
+def free_port() -> int:
+    return free_range(1)

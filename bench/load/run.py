@@ -1,0 +1,347 @@
+"""Measured load runs: one rate, a ramp to the highest clean rate, memory checkpoints, and the Sippy peer.
+
+Every run is bounded: SIPp places a fixed number of calls and carries `-timeout`; a ramp has a time budget.
+CPU is read from /proc for the process tree under test just before SIPp starts and once the last call has
+ended (plus a short settle, so the last BYE's 200 is counted), and divided by the calls attempted.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.load.ports import free_port
+from bench.load.proc import PeakSampler, cpu_seconds, rss_bytes
+from bench.load.sipp import SippLoad, percentile_ms
+from bench.load.targets import Managed, SippyPeer, SwitchUnderTest, WebhookApp
+
+__all__ = [
+    "HANGUP",
+    "RunResult",
+    "memory_run",
+    "peer_run",
+    "ramp",
+    "rate_run",
+    "start_switch",
+]
+
+HANGUP = "<Response><Hangup/></Response>"
+MB = 1024 * 1024
+SETTLE = 0.5
+
+
+@dataclass
+class RunResult:
+    label: str
+    rate: float
+    calls: int
+    attempted: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    retransmissions: int = 0
+    late_messages: int = 0
+    achieved_cps: float = 0.0
+    setup_p50_ms: float | None = None
+    setup_p99_ms: float | None = None
+    cpu_s: float = 0.0
+    cpu_ms_per_call: float | None = None
+    rss_start_mb: float = 0.0
+    rss_end_mb: float = 0.0
+    peak_rss_mb: float = 0.0
+    wall_s: float = 0.0
+    sipp_exit: int = 0
+    sipp_killed: bool = False
+    sipp_command: str = ""
+    target_command: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return (
+            self.attempted == self.calls
+            and self.succeeded == self.calls
+            and self.failed == 0
+            and self.retransmissions == 0
+            and not self.sipp_killed
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["clean"] = self.clean
+        return data
+
+
+def _workdir(base: Path | None, name: str) -> Path:
+    root = base if base is not None else Path(tempfile.mkdtemp(prefix="load-"))
+    path = root / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def start_switch(
+    workdir: Path, *, webhook: bool = False, twiml: str = HANGUP, extra_args: tuple[str, ...] = ()
+) -> tuple[SwitchUnderTest, WebhookApp | None]:
+    """The switch with its application: a TwiML file, or (webhook=True) an HTTP app in its own process."""
+    app: WebhookApp | None = None
+    if webhook:
+        app = WebhookApp(workdir, twiml).start()
+        location = app.url
+    else:
+        path = workdir / "app.xml"
+        path.write_text(twiml)
+        location = str(path)
+    try:
+        switch = SwitchUnderTest(workdir, location, extra_args=extra_args).start()
+    except BaseException:
+        if app is not None:
+            app.stop()
+        raise
+    return switch, app
+
+
+def _caller(
+    workdir: Path,
+    target: str,
+    scenario: str,
+    *,
+    rate: float,
+    calls: int,
+    limit: int,
+    timeout: float,
+    hold_ms: int = 0,
+    transport: str = "udp",
+) -> SippLoad:
+    return SippLoad(
+        scenario,
+        workdir,
+        free_port(),
+        free_port(),
+        free_port(),
+        calls,
+        target=target,
+        rate=rate,
+        limit=limit,
+        hold_ms=hold_ms,
+        timeout=timeout,
+        transport=transport,
+    )
+
+
+def measure(
+    label: str,
+    subject: Managed,
+    caller: SippLoad,
+    *,
+    rate: float,
+    calls: int,
+    callee: SippLoad | None = None,
+) -> RunResult:
+    """Run `caller` (and `callee`) against `subject`, reading the subject's CPU and RSS around the run."""
+    pid = subject.pid
+    result = RunResult(label, rate, calls, sipp_command=" ".join(caller.command))
+    result.target_command = " ".join(subject.command)
+    result.rss_start_mb = rss_bytes(pid) / MB
+    before = cpu_seconds(pid)
+    started = time.monotonic()
+    with PeakSampler(pid) as sampler:
+        if callee is not None:
+            callee.start()
+            time.sleep(0.3)
+        caller.start()
+        result.sipp_exit, result.sipp_killed = caller.wait()
+        result.wall_s = time.monotonic() - started
+        if callee is not None:
+            callee.wait()
+        time.sleep(SETTLE)
+    after = cpu_seconds(pid)
+    result.rss_end_mb = rss_bytes(pid) / MB
+    result.peak_rss_mb = sampler.peak / MB
+    counters = caller.counters()
+    result.attempted = counters.attempted
+    result.succeeded = counters.succeeded
+    result.failed = counters.failed
+    result.retransmissions = counters.retransmissions
+    result.late_messages = counters.late_messages
+    result.achieved_cps = round(counters.achieved_rate(), 1)
+    p50 = percentile_ms(counters.setup_ms, 50)
+    p99 = percentile_ms(counters.setup_ms, 99)
+    result.setup_p50_ms = None if p50 is None else round(p50, 2)
+    result.setup_p99_ms = None if p99 is None else round(p99, 2)
+    result.cpu_s = round((after - before).total, 3)
+    if result.attempted:
+        result.cpu_ms_per_call = round(1000 * result.cpu_s / result.attempted, 3)
+    if result.failed or result.sipp_killed:
+        result.notes.append(caller.errors(600))
+    return result
+
+
+def rate_run(
+    *,
+    rate: float,
+    calls: int,
+    webhook: bool = False,
+    limit: int = 5000,
+    transport: str = "udp",
+    base: Path | None = None,
+    extra_args: tuple[str, ...] = (),
+) -> RunResult:
+    """Signalling-only calls (the application hangs up at once) at `rate`/s against a fresh switch."""
+    workdir = _workdir(base, f"{'webhook' if webhook else 'file'}-{rate:g}")
+    switch, app = start_switch(workdir, webhook=webhook, extra_args=extra_args)
+    try:
+        caller = _caller(
+            workdir / "sipp",
+            switch.target,
+            "load-uac-invite-expect-bye.xml",
+            rate=rate,
+            calls=calls,
+            limit=limit,
+            timeout=calls / rate + 30,
+            transport=transport,
+        )
+        label = f"signalling {'webhook' if webhook else 'file'} {transport}"
+        return measure(label, switch, caller, rate=rate, calls=calls)
+    finally:
+        switch.stop()
+        if app is not None:
+            app.stop()
+
+
+def ramp(
+    *,
+    start: float,
+    step_seconds: float,
+    budget_seconds: float,
+    webhook: bool = False,
+    max_rate: float = 5000.0,
+    on_step: Callable[[RunResult], None] | None = None,
+    base: Path | None = None,
+) -> tuple[float, list[RunResult]]:
+    """Double the rate until a step is not clean (a failure or a retransmission), then bisect between the
+    last clean and the first unclean rate; stop when the budget is spent. Returns (best clean rate, steps)."""
+    deadline = time.monotonic() + budget_seconds
+    steps: list[RunResult] = []
+    good, bad = 0.0, max_rate * 2
+    rate = start
+    while time.monotonic() + step_seconds + 5 < deadline:
+        calls = max(50, round(rate * step_seconds))
+        result = rate_run(rate=rate, calls=calls, webhook=webhook, base=base)
+        steps.append(result)
+        if on_step is not None:
+            on_step(result)
+        if result.clean:
+            good = max(good, rate)
+        else:
+            bad = min(bad, rate)
+        if bad > max_rate:
+            if rate >= max_rate:
+                break
+            rate = min(rate * 2, max_rate)
+        else:
+            if bad - good <= max(10.0, 0.05 * bad):
+                break
+            rate = round((good + bad) / 2) if good else round(bad / 2)
+    return good, steps
+
+
+def memory_run(
+    *,
+    rate: float,
+    checkpoints: tuple[int, ...],
+    base: Path | None = None,
+    on_step: Callable[[RunResult], None] | None = None,
+) -> list[RunResult]:
+    """One switch; calls placed in segments up to each checkpoint (cumulative); RSS read after each."""
+    workdir = _workdir(base, f"memory-{rate:g}")
+    switch, _ = start_switch(workdir)
+    results: list[RunResult] = []
+    done = 0
+    try:
+        for index, checkpoint in enumerate(checkpoints):
+            calls = checkpoint - done
+            caller = _caller(
+                workdir / f"sipp-{index}",
+                switch.target,
+                "load-uac-invite-expect-bye.xml",
+                rate=rate,
+                calls=calls,
+                limit=5000,
+                timeout=calls / rate + 30,
+            )
+            result = measure(f"memory after {checkpoint}", switch, caller, rate=rate, calls=calls)
+            done = checkpoint
+            results.append(result)
+            if on_step is not None:
+                on_step(result)
+    finally:
+        switch.stop()
+    return results
+
+
+def peer_run(
+    *,
+    rate: float,
+    calls: int,
+    hold_ms: int = 0,
+    base: Path | None = None,
+    switch_too: bool = True,
+) -> list[RunResult]:
+    """The same SIPp caller and SIPp UAS with Sippy B2BUA between them, then with the switch doing
+    <Dial><Sip> to the UAS. Each subject's own CPU is measured (not the SIPp processes')."""
+    results: list[RunResult] = []
+    workdir = _workdir(base, f"peer-{rate:g}")
+    timeout = calls / rate + 30
+
+    def uas(sub: str) -> SippLoad:
+        return SippLoad(
+            "load-uas-answer-expect-bye.xml",
+            workdir / sub,
+            free_port(),
+            free_port(),
+            free_port(),
+            calls,
+            timeout=timeout + 5,
+        )
+
+    callee = uas("sippy-uas")
+    sippy = SippyPeer(workdir / "sippy", f"127.0.0.1:{callee.local_port}").start()
+    try:
+        caller = _caller(
+            workdir / "sippy-uac",
+            sippy.target,
+            "load-uac-invite-hangup-expect-200.xml",
+            rate=rate,
+            calls=calls,
+            limit=5000,
+            timeout=timeout,
+            hold_ms=hold_ms,
+        )
+        results.append(measure("sippy b2bua", sippy, caller, rate=rate, calls=calls, callee=callee))
+    finally:
+        sippy.stop()
+        callee.stop()
+    if not switch_too:
+        return results
+    callee = uas("switch-uas")
+    dial = f"<Response><Dial><Sip>sip:uas@127.0.0.1:{callee.local_port}</Sip></Dial></Response>"
+    switch, _ = start_switch(workdir / "switch", twiml=dial)
+    try:
+        caller = _caller(
+            workdir / "switch-uac",
+            switch.target,
+            "load-uac-invite-hangup-expect-200.xml",
+            rate=rate,
+            calls=calls,
+            limit=5000,
+            timeout=timeout,
+            hold_ms=hold_ms,
+        )
+        results.append(measure("switch <Dial><Sip>", switch, caller, rate=rate, calls=calls, callee=callee))
+    finally:
+        switch.stop()
+        callee.stop()
+    return results
