@@ -23,28 +23,26 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from switch.media.codec_registry import CODECS as _REGISTRY
+from switch.media.codec_registry import ENCODE as _ENCODE
+from switch.media.codec_registry import codec_index
 from switch.media.rtp import RTP_VERSION, packet_dtype
-from voicecodecs.g711 import ALAW_ENCODE, ULAW_ENCODE
 
 __all__ = [
     "CODECS",
     "FOREVER",
     "FRAME",
-    "RX_SLOT_SIZE",
     "ChannelTable",
     "PromptPool",
 ]
 
 FRAME = 160
 """Samples per 20 ms tick at 8 kHz (and G.711 payload bytes per packet)."""
-RX_SLOT_SIZE = 480
-"""Bytes kept of each received payload (60 ms of G.711)."""
 FOREVER = 1 << 62
 """The remaining-sample count of a channel that plays silence or loops forever."""
-CODECS = {"PCMU": 0, "PCMA": 1}
-"""Codec name -> its block in the combined encode table."""
+CODECS = {name: codec_index(name) for name in _REGISTRY}
+"""Codec name -> its block in the combined encode and decode tables (see :mod:`codec_registry`)."""
 
-_ENCODE = np.concatenate([ULAW_ENCODE, ALAW_ENCODE])
 _COLUMN = np.arange(FRAME, dtype=np.intp)
 
 
@@ -146,6 +144,9 @@ class ChannelTable:
             "timestamp": ((capacity,), np.uint32),
             "mpt": ((capacity,), np.uint8),
             "codec_offset": ((capacity,), np.intp),
+            "decode_offset": ((capacity,), np.intp),
+            "playing": ((capacity,), np.bool_),
+            "suppress": ((capacity,), np.bool_),
             "sending": ((capacity,), np.bool_),
             "expect_rx": ((capacity,), np.bool_),
             "timed_out": ((capacity,), np.bool_),
@@ -154,13 +155,6 @@ class ChannelTable:
             "period": ((capacity,), np.intp),
             "remaining": ((capacity,), np.int64),
             "tx_packets": ((capacity,), np.int64),
-            "rx_packets": ((capacity,), np.int64),
-            "rx_octets": ((capacity,), np.int64),
-            "rx_invalid": ((capacity,), np.int64),
-            "rx_last_tick": ((capacity,), np.int64),
-            "rx_len": ((capacity,), np.int64),
-            "rx_pt": ((capacity,), np.int64),
-            "rx_payload": ((capacity, RX_SLOT_SIZE), np.uint8),
             "frames": ((capacity, FRAME), np.int16),
             "index": ((capacity, FRAME), np.intp),
             "payload": ((capacity, FRAME), np.uint8),
@@ -177,14 +171,17 @@ class ChannelTable:
         size = self.packets.dtype.itemsize
         self.packet_views = [mv[i * size : (i + 1) * size] for i in range(capacity)]
         """Slot -> a memoryview of its packet record, made once so sending allocates nothing."""
-        rx = self.rx_payload.data.cast("B")
-        self.rx_views = [rx[i * RX_SLOT_SIZE : (i + 1) * RX_SLOT_SIZE] for i in range(capacity)]
 
     packets: NDArray[np.void]
     seq: NDArray[np.uint16]
     timestamp: NDArray[np.uint32]
     mpt: NDArray[np.uint8]
     codec_offset: NDArray[np.intp]
+    decode_offset: NDArray[np.intp]
+    playing: NDArray[np.bool_]
+    """A prompt (not silence) is playing."""
+    suppress: NDArray[np.bool_]
+    """Send nothing from the vectorised path this tick (the engine sends this channel's packets itself)."""
     sending: NDArray[np.bool_]
     expect_rx: NDArray[np.bool_]
     timed_out: NDArray[np.bool_]
@@ -193,13 +190,6 @@ class ChannelTable:
     period: NDArray[np.intp]
     remaining: NDArray[np.int64]
     tx_packets: NDArray[np.int64]
-    rx_packets: NDArray[np.int64]
-    rx_octets: NDArray[np.int64]
-    rx_invalid: NDArray[np.int64]
-    rx_last_tick: NDArray[np.int64]
-    rx_len: NDArray[np.int64]
-    rx_pt: NDArray[np.int64]
-    rx_payload: NDArray[np.uint8]
     frames: NDArray[np.int16]
     index: NDArray[np.intp]
     payload: NDArray[np.uint8]
@@ -250,6 +240,7 @@ class ChannelTable:
         self.pos[slot] = 0
         self.period[slot] = period
         self.remaining[slot] = FOREVER if loop == 0 else len(pcm) * loop
+        self.playing[slot] = True
 
     def stop(self, slot: int) -> bool:
         """Back to silence; True if something was playing."""
@@ -258,6 +249,7 @@ class ChannelTable:
         return was_playing
 
     def _set_silence(self, slot: int) -> None:
+        self.playing[slot] = False
         self.base[slot] = 0
         self.pos[slot] = 0
         self.period[slot] = FRAME
@@ -280,11 +272,17 @@ class ChannelTable:
 
     # -- the tick ---------------------------------------------------------------------------------------
     def render(self, ticks: int = 1) -> list[int]:
-        """Build this tick's packet of every channel; return the slots whose playback just ended.
+        """Build this tick's packet of every channel from its player alone; return the slots that ended.
 
         ``ticks`` is how many 20 ms periods elapsed (more than one when the clock skipped ahead): the
         timestamps advance by all of them, the sequence numbers by one packet.
         """
+        ended = self.gather()
+        self.encode(self.frames[: self.n], ticks)
+        return ended
+
+    def gather(self) -> list[int]:
+        """Every channel's next 160 player samples into ``frames`` (silence when nothing plays)."""
         n = self.n
         if n == 0:
             return []
@@ -305,8 +303,18 @@ class ChannelTable:
         remaining -= FRAME
         for slot in ending:
             self._release(slot)
+        return ending
 
-        np.add(frames.view(np.uint16), self.codec_offset[:n, None], out=index)
+    def encode(self, audio: NDArray[np.int16], ticks: int = 1) -> None:
+        """Encode ``audio`` (``(n, FRAME)``) into every channel's packet and advance the headers.
+
+        Channels flagged in ``suppress`` keep their sequence number (the engine sends their packets).
+        """
+        n = self.n
+        if n == 0:
+            return
+        index = self.index[:n]
+        np.add(audio.view(np.uint16), self.codec_offset[:n, None], out=index)
         payload = self.payload[:n]
         np.take(_ENCODE, index, out=payload, mode="clip")
         packets = self.packets[:n]
@@ -315,18 +323,18 @@ class ChannelTable:
         packets["timestamp"] = self.timestamp[:n]
         packets["mpt"] = self.mpt[:n]
 
-        sending = self.sending[:n]
+        sending = self.sending[:n] & ~self.suppress[:n]
         self.seq[:n] += sending
         self.tx_packets[:n] += sending
         self.timestamp[:n] += np.uint32(FRAME * ticks)
-        self.mpt[:n] &= 0x7F
-        return ending
+        self.mpt[:n] &= np.where(sending, 0x7F, 0xFF).astype(np.uint8)
 
     # -- configuration ----------------------------------------------------------------------------------
     def configure(
         self, slot: int, *, codec: str, payload_type: int, sending: bool, expect_rx: bool, marker: bool
     ) -> None:
         self.codec_offset[slot] = CODECS[codec] * 65536
+        self.decode_offset[slot] = CODECS[codec] * 256
         self.mpt[slot] = (payload_type & 0x7F) | (0x80 if marker else (self.mpt[slot] & 0x80))
         self.sending[slot] = sending
         self.expect_rx[slot] = expect_rx

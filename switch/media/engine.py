@@ -1,14 +1,19 @@
-"""The media engine: RTP sockets for every channel and one clock that renders and sends all of them.
+"""The media engine: RTP sockets for every channel and one clock that processes and sends all of them.
 
 One task ticks every 20 ms against absolute deadlines (``start + k * 0.020`` on ``loop.time()``), so the
 clock never drifts; when it falls more than :data:`MAX_LATE_TICKS` behind it skips ahead, counts the skip in
-``ticks_skipped`` and advances RTP timestamps by the time that passed. Each tick asks the
-:class:`~switch.media.channels.ChannelTable` to render every channel's packet at once and then hands each
-packet to its socket: the only per-channel Python work is that ``sendto``.
+``ticks_skipped`` and advances RTP timestamps by the time that passed.
 
-An answered call sends RTP every 20 ms (silence when nothing plays), as real switches do. Receiving costs
-one header check and one copy into the channel's slot; a channel that expects media and receives none for
-``rtp_timeout`` seconds is reported once through ``on_rtp_timeout(channel)``.
+Receiving a packet costs one header unpack and one copy into the channel's jitter buffer
+(:mod:`switch.media.receiver`, :mod:`switch.media.jitter`). Each tick then works on every channel at once
+(:mod:`switch.media.pipeline`): take every channel's frame from its jitter buffer, decode by table, conceal
+losses, detect in-band digits on the channels that want it, mix (bridges, rooms, listen routes, players),
+feed recorders, encode by table, write the headers, send. A bridge of two legs with the same codec and
+nothing else to hear passes the received payloads through untouched.
+
+A channel that expects media and receives none for ``rtp_timeout`` seconds is reported once through
+``on_rtp_timeout(channel)``; every DTMF digit, RFC 4733 or in-band, through ``on_dtmf(channel, digit,
+source)``.
 
 ``direction`` in :meth:`MediaEngine.configure` is the direction the remote party's SDP states: we send when
 it is ``sendrecv`` or ``recvonly`` and expect media when it is ``sendrecv`` or ``sendonly``; a remote that
@@ -22,14 +27,23 @@ import contextlib
 import itertools
 import logging
 import socket
+import struct
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
-from switch.media.channels import CODECS, FRAME, RX_SLOT_SIZE, ChannelTable
+from switch.media.channels import CODECS, FRAME, ChannelTable
+from switch.media.dtmf import EventSender
+from switch.media.jitter import JitterStats
+from switch.media.pipeline import Pipeline
+from switch.media.receiver import RtpReceiver
+from switch.media.recorder import Recording, RecordingResult, WavWriter
+from voicecodecs.dtmf import digits_to_audio
+from voicecodecs.tones import dual_tone
 
 __all__ = [
     "DIRECTIONS",
@@ -50,6 +64,8 @@ TICK = 0.020
 MAX_LATE_TICKS = 3
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 _TIMEOUT_CHECK_TICKS = 25
+PTIMES = (10, 20, 30, 40, 50, 60)
+_HEADER = struct.Struct("!BBHII")
 
 
 class MediaError(Exception):
@@ -75,46 +91,23 @@ class ChannelStats:
     packets_received: int
     octets_received: int
     invalid_received: int
+    foreign_received: int
+    """Packets dropped because they came from an address the channel does not take media from."""
+    remote: tuple[str, int]
+    """Where the channel sends (the SDP address, or the source it latched to)."""
 
 
-class _RtpReceiver(asyncio.DatagramProtocol):
-    """Counts a channel's packets and copies the latest payload into its slot; parses nothing more."""
+@dataclass(slots=True)
+class _Sender:
+    """A channel's packetiser for a ptime other than 20 ms (the tick makes 20 ms of payload at a time)."""
 
-    __slots__ = ("engine", "slot")
-
-    def __init__(self, engine: MediaEngine, slot: int) -> None:
-        self.engine = engine
-        self.slot = slot
-
-    def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
-        table = self.engine._table
-        slot = self.slot
-        size = len(data)
-        if size < 12 or data[0] >> 6 != 2:
-            table.rx_invalid[slot] += 1
-            return
-        first = data[0]
-        offset = 12 + 4 * (first & 0x0F)
-        if first & 0x10 and size >= offset + 4:
-            offset += 4 + 4 * ((data[offset + 2] << 8) | data[offset + 3])
-        end = size - data[-1] if first & 0x20 else size
-        if end <= offset:
-            table.rx_invalid[slot] += 1
-            return
-        n = min(end - offset, RX_SLOT_SIZE)
-        table.rx_views[slot][:n] = data[offset : offset + n]
-        table.rx_len[slot] = n
-        table.rx_pt[slot] = data[1] & 0x7F
-        table.rx_packets[slot] += 1
-        table.rx_octets[slot] += end - offset
-        table.rx_last_tick[slot] = self.engine.tick_index
-
-    def error_received(self, exc: Exception) -> None:  # ICMP port unreachable and the like
-        log.debug("RTP socket error on slot %d: %s", self.slot, exc)
+    size: int
+    pending: bytearray = field(default_factory=bytearray)
+    timestamp: int = 0
 
 
 class MediaEngine:
-    """All RTP channels of this process, rendered and sent by one 20 ms clock."""
+    """All RTP channels of this process, processed and sent by one 20 ms clock."""
 
     def __init__(
         self,
@@ -134,19 +127,26 @@ class MediaEngine:
         self._egress_allowed = egress_allowed
         self._timeout_ticks = max(1, round(rtp_timeout / TICK))
         self._table = ChannelTable()
+        self._writer = WavWriter()
+        self._pipeline = Pipeline(self._table, self._slot, self._writer)
         self._ids: list[int] = []
         self._slots: dict[int, int] = {}
         self._ports_by_id: dict[int, int] = {}
         self._transports: list[asyncio.DatagramTransport] = []
-        self._protocols: list[_RtpReceiver] = []
+        self._protocols: list[RtpReceiver] = []
         self._sendto: list[Callable[..., None]] = []
-        self._remotes: list[tuple[str, int]] = []
         self._playback: dict[int, asyncio.Future[None]] = {}
-        self._telephone_event_pts: dict[int, int | None] = {}
+        self._senders: dict[int, _Sender] = {}
+        self._dtmf_out: dict[int, tuple[EventSender, asyncio.Future[None]]] = {}
+        self._recording_futures: dict[int, asyncio.Future[RecordingResult]] = {}
+        self._inband_choice: dict[int, bool] = {}
+        self._record_keys = itertools.count(1)
         self._next_id = itertools.count(1)
         self._clock: asyncio.Task[None] | None = None
         self._tick_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self.on_rtp_timeout: Callable[[int], None] | None = None
+        self.on_dtmf: Callable[[int, str, str], None] | None = None
+        """Called with (channel, digit, source) for every digit: source is ``rfc4733`` or ``inband``."""
         self.tick_index = 0
         """Ticks since start, skipped ones included."""
         self.ticks_run = 0
@@ -166,6 +166,7 @@ class MediaEngine:
                 await clock
         for channel in list(self._slots):
             await self.close_channel(channel)
+        self._writer.shutdown()
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -213,21 +214,32 @@ class MediaEngine:
         if n == 0:
             return
         self.ticks_run += 1
-        ended = table.render(ticks)
+        if self._dtmf_out:
+            self._dtmf_tick()
+        out = self._pipeline.run(ticks)
+        send = table.sending[:n] & ~table.suppress[:n] & ~self._pipeline.skip[:n]
         views = table.packet_views
         sendto = self._sendto
-        remotes = self._remotes
-        for slot in np.flatnonzero(table.sending[:n]).tolist():
-            sendto[slot](views[slot], remotes[slot])
-        for slot in ended:
+        protocols = self._protocols
+        for slot in np.flatnonzero(send).tolist():
+            sendto[slot](views[slot], protocols[slot].peer.remote)
+        if self._senders:
+            self._send_other_ptimes()
+        for slot in out.ended:
             self._finish_playback(self._ids[slot])
+        callback = self.on_dtmf
+        for channel, digit in out.digits:
+            self._digit(channel, digit, "inband", callback)
+        for channel in out.recordings_ended:
+            self._close_recording(channel)
         if self.tick_index % _TIMEOUT_CHECK_TICKS == 0:
             self._check_timeouts()
 
     def _check_timeouts(self) -> None:
         table = self._table
         n = table.n
-        silent = self.tick_index - table.rx_last_tick[:n] >= self._timeout_ticks
+        last = np.fromiter((p.peer.last_tick for p in self._protocols), np.int64, n)
+        silent = self.tick_index - last >= self._timeout_ticks
         expired = np.flatnonzero(silent & table.expect_rx[:n] & ~table.timed_out[:n]).tolist()
         for slot in expired:
             table.timed_out[slot] = True
@@ -242,22 +254,35 @@ class MediaEngine:
         sock = self._bind()
         loop = asyncio.get_running_loop()
         slot = self._table.add()
-        protocol = _RtpReceiver(self, slot)
+        self._pipeline.added(slot)
+        channel = next(self._next_id)
+        protocol = RtpReceiver(
+            slot,
+            channel,
+            self._pipeline.jitter,
+            self._pipeline.events,
+            loop.time,
+            self._tick_index,
+            self._rfc4733_digit,
+            self._egress_allowed,
+        )
         try:
             transport, _ = await loop.create_datagram_endpoint(lambda: protocol, sock=sock)
         except BaseException:
             self._table.remove(slot)
             sock.close()
             raise
-        channel = next(self._next_id)
+        protocol.peer.last_tick = self.tick_index
         self._ids.append(channel)
         self._slots[channel] = slot
         self._ports_by_id[channel] = sock.getsockname()[1]
         self._transports.append(transport)
         self._protocols.append(protocol)
         self._sendto.append(transport.sendto)
-        self._remotes.append(("0.0.0.0", 0))
         return channel
+
+    def _tick_index(self) -> int:
+        return self.tick_index
 
     def _bind(self) -> socket.socket:
         for _ in range(self._port_count):
@@ -294,12 +319,16 @@ class MediaEngine:
         direction: str = "sendrecv",
         on_hold: bool = False,
     ) -> None:
-        """Set (or, on re-INVITE, change) where and how a channel sends; ``direction``: see the module."""
+        """Set (or, on re-INVITE, change) where and how a channel sends; ``direction``: see the module.
+
+        Each call allows the channel to latch once more (see :mod:`switch.media.receiver`). In-band DTMF
+        detection is on when no ``telephone_event_pt`` is given, unless :meth:`set_inband_dtmf` chose.
+        """
         slot = self._slot(channel)
         if codec not in CODECS:
-            raise ValueError(f"unsupported codec {codec!r} (PCMU or PCMA)")
-        if ptime != 20:
-            raise ValueError(f"unsupported ptime {ptime} (only 20 ms)")
+            raise ValueError(f"unsupported codec {codec!r} ({' or '.join(CODECS)})")
+        if ptime not in PTIMES:
+            raise ValueError(f"unsupported ptime {ptime} (10 to 60 ms in steps of 10)")
         if direction not in DIRECTIONS:
             raise ValueError(f"invalid direction {direction!r}")
         if not 0 <= payload_type <= 127:
@@ -309,10 +338,16 @@ class MediaEngine:
         if not held and not self._egress_allowed(ip):
             raise EgressDenied(f"RTP to {ip} is not allowed")
         table = self._table
+        peer = self._protocols[slot].peer
         sending = not held and direction in ("sendrecv", "recvonly")
         was_sending = bool(table.sending[slot])
-        marker = sending and (not was_sending or self._remotes[slot] != (ip, port))
-        self._remotes[slot] = (ip, port)
+        marker = sending and (not was_sending or peer.remote != (ip, port))
+        peer.remote = (ip, port)
+        peer.may_latch = not held
+        peer.candidate_run = 0
+        peer.codec_pt = payload_type
+        peer.te_pt = -1 if telephone_event_pt is None else telephone_event_pt
+        peer.last_tick = self.tick_index
         table.configure(
             slot,
             codec=codec,
@@ -321,14 +356,36 @@ class MediaEngine:
             expect_rx=not held and direction in ("sendrecv", "sendonly"),
             marker=marker,
         )
-        table.rx_last_tick[slot] = self.tick_index
-        self._telephone_event_pts[channel] = telephone_event_pt
+        if ptime == 20:
+            self._senders.pop(channel, None)
+            table.suppress[slot] = False
+        else:
+            sender = self._senders.get(channel)
+            if sender is None or sender.size != ptime * 8:
+                self._senders[channel] = _Sender(ptime * 8, timestamp=int(table.timestamp[slot]))
+            table.suppress[slot] = True
+        self._apply_inband(channel, self._inband_choice.get(channel, telephone_event_pt is None))
 
+    def set_inband_dtmf(self, channel: int, enabled: bool) -> None:
+        """Detect in-band DTMF on ``channel`` or not, whatever ``configure`` is told later."""
+        self._slot(channel)
+        self._inband_choice[channel] = enabled
+        self._apply_inband(channel, enabled)
+
+    def _apply_inband(self, channel: int, enabled: bool) -> None:
+        inband = self._pipeline.inband
+        if enabled:
+            inband.enable(channel)
+        else:
+            inband.disable(channel)
+
+    # -- players ------------------------------------------------------------------------------------------
     def play(self, channel: int, pcm: NDArray[np.int16], loop: int = 1) -> asyncio.Future[None]:
         """Play 8 kHz mono ``pcm`` ``loop`` times (0: until stopped), replacing what was playing.
 
-        The future resolves when playback ends, is replaced, is stopped or the channel closes. Do not
-        modify ``pcm`` while it plays: the engine keeps it (and stores it once for all channels playing it).
+        What the channel hears is the prompt added to whatever it is bridged to or conferenced with. The
+        future resolves when playback ends, is replaced, is stopped or the channel closes. Do not modify
+        ``pcm`` while it plays: the engine keeps it (and stores it once for all channels playing it).
         """
         slot = self._slot(channel)
         if loop < 0:
@@ -352,41 +409,245 @@ class MediaEngine:
         if future is not None and not future.done():
             future.set_result(None)
 
+    # -- mixing -------------------------------------------------------------------------------------------
+    def bridge(self, a: int, b: int) -> None:
+        """``a`` and ``b`` hear each other (``a == b``: the channel hears itself, an echo)."""
+        self._slot(a)
+        self._slot(b)
+        self._pipeline.mixer.bridge(a, b)
+        self._pipeline.dirty = True
+
+    def unbridge(self, channel: int) -> None:
+        self._slot(channel)
+        self._pipeline.mixer.unbridge(channel)
+        self._pipeline.dirty = True
+
+    def join_room(self, channel: int, room: str, *, muted: bool = False) -> None:
+        """Hear every other member of ``room`` and, unless muted, be heard by them."""
+        self._slot(channel)
+        self._pipeline.mixer.join_room(channel, room, muted=muted)
+        self._pipeline.dirty = True
+
+    def leave_room(self, channel: int) -> None:
+        self._slot(channel)
+        self._pipeline.mixer.leave_room(channel)
+        self._pipeline.dirty = True
+
+    def set_muted(self, channel: int, muted: bool) -> None:
+        self._slot(channel)
+        if not self._pipeline.mixer.set_muted(channel, muted):
+            raise MediaError(f"channel {channel} is in no room")
+        self._pipeline.dirty = True
+
+    def add_listen_route(self, source: int, listener: int) -> None:
+        """``listener`` also hears ``source``, both members of one room (coach, whisper)."""
+        self._slot(source)
+        self._slot(listener)
+        self._pipeline.mixer.add_route(source, listener)
+        self._pipeline.dirty = True
+
+    def remove_listen_route(self, source: int, listener: int) -> None:
+        self._pipeline.mixer.remove_route(source, listener)
+        self._pipeline.dirty = True
+
+    # -- DTMF ---------------------------------------------------------------------------------------------
+    def _rfc4733_digit(self, channel: int, digit: str) -> None:
+        self._digit(channel, digit, "rfc4733", self.on_dtmf)
+
+    def _digit(
+        self, channel: int, digit: str, source: str, callback: Callable[[int, str, str], None] | None
+    ) -> None:
+        recording = self._pipeline.recordings.get(channel)
+        if recording is not None and digit in recording.finish_on_digits:
+            recording.finish("digit", digit)
+            self._close_recording(channel)
+        if callback is not None:
+            callback(channel, digit, source)
+
+    def send_dtmf(self, channel: int, digits: str, *, duration_ms: int = 100) -> asyncio.Future[None]:
+        """Send ``digits`` as RFC 4733 events (in-band tones when the peer offered no telephone-event).
+
+        Audio to the channel pauses while an event is sent. ``w`` (0.5 s) and ``W`` (1 s) are pauses in
+        the in-band form only. The future resolves when the last end packet is sent.
+        """
+        slot = self._slot(channel)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._protocols[slot].peer.te_pt < 0:
+            return self.play(channel, digits_to_audio(digits, tone_ms=duration_ms))
+        sender = EventSender(digits.replace("w", "").replace("W", ""), duration_ms)
+        previous = self._dtmf_out.pop(channel, None)
+        if previous is not None and not previous[1].done():
+            previous[1].set_result(None)
+        if sender.done:
+            future.set_result(None)
+        else:
+            self._dtmf_out[channel] = (sender, future)
+        return future
+
+    def _dtmf_tick(self) -> None:
+        table = self._table
+        for channel, (sender, future) in list(self._dtmf_out.items()):
+            slot = self._slots[channel]
+            protocol = self._protocols[slot]
+            packet = sender.next(int(table.timestamp[slot]))
+            pending = self._senders.get(channel)
+            if packet is None:
+                table.suppress[slot] = pending is not None
+                if sender.done:
+                    del self._dtmf_out[channel]
+                    if not future.done():
+                        future.set_result(None)
+                continue
+            table.suppress[slot] = True
+            if pending is not None:
+                pending.pending.clear()
+                pending.timestamp = (int(table.timestamp[slot]) + FRAME) & 0xFFFFFFFF
+            if not table.sending[slot]:
+                continue
+            marker = 0x80 if packet.marker else 0
+            seq = int(table.seq[slot])
+            header = _HEADER.pack(
+                0x80, marker | protocol.peer.te_pt, seq, packet.timestamp, int(table.packets["ssrc"][slot])
+            )
+            self._sendto[slot](header + packet.payload, protocol.peer.remote)
+            table.seq[slot] = (seq + 1) & 0xFFFF
+            table.tx_packets[slot] += 1
+
+    def _send_other_ptimes(self) -> None:
+        table = self._table
+        for channel, sender in self._senders.items():
+            slot = self._slots[channel]
+            if channel in self._dtmf_out or not table.sending[slot]:
+                sender.pending.clear()
+                sender.timestamp = (int(table.timestamp[slot])) & 0xFFFFFFFF
+                continue
+            sender.pending += table.payload[slot].tobytes()
+            remote = self._protocols[slot].peer.remote
+            ssrc = int(table.packets["ssrc"][slot])
+            while len(sender.pending) >= sender.size:
+                mpt = int(table.mpt[slot])
+                seq = int(table.seq[slot])
+                header = _HEADER.pack(0x80, mpt, seq, sender.timestamp, ssrc)
+                self._sendto[slot](header + sender.pending[: sender.size], remote)
+                del sender.pending[: sender.size]
+                sender.timestamp = (sender.timestamp + sender.size) & 0xFFFFFFFF
+                table.seq[slot] = (seq + 1) & 0xFFFF
+                table.mpt[slot] = mpt & 0x7F
+                table.tx_packets[slot] += 1
+
+    # -- recording ----------------------------------------------------------------------------------------
+    def record(
+        self,
+        channel: int,
+        path: Path,
+        *,
+        max_length: float = 3600.0,
+        silence_timeout: float | None = 5.0,
+        finish_on_digits: str = "",
+        trim_silence: bool = True,
+        dual: bool = False,
+        beep: bool = False,
+    ) -> asyncio.Future[RecordingResult]:
+        """Record what ``channel`` receives (``dual``: left that, right what it hears) to a WAV file.
+
+        With ``beep`` a 1 kHz beep of 0.5 s plays first and the recording starts after it. A recording
+        already running on the channel is stopped first.
+        """
+        self._slot(channel)
+        if channel in self._pipeline.recordings:
+            self.stop_recording(channel)
+        skip = 0
+        if beep:
+            tone = dual_tone(1000.0, 0.0, 4000, level_dbm0=-10.0)
+            self.play(channel, tone)
+            skip = len(tone) // FRAME
+        recording = Recording(
+            path,
+            max_length=max_length,
+            silence_timeout=silence_timeout,
+            finish_on_digits=finish_on_digits,
+            trim_silence=trim_silence,
+            dual=dual,
+            skip_frames=skip,
+        )
+        future: asyncio.Future[RecordingResult] = asyncio.get_running_loop().create_future()
+        self._recording_futures[channel] = future
+        self._pipeline.start_recording(channel, next(self._record_keys), recording)
+        return future
+
+    def stop_recording(self, channel: int) -> None:
+        recording = self._pipeline.recordings.get(channel)
+        if recording is not None:
+            recording.finish("stopped")
+            self._close_recording(channel)
+
+    def _close_recording(self, channel: int) -> None:
+        ended = self._pipeline.end_recording(channel)
+        future = self._recording_futures.pop(channel, None)
+        if ended is None or future is None:
+            return
+        key, recording = ended
+        result = recording.result()
+        loop = future.get_loop()
+
+        def settle(error: OSError | None) -> None:
+            if future.done():
+                return
+            if error is not None:
+                future.set_exception(MediaError(f"recording to {recording.path} failed: {error}"))
+            else:
+                future.set_result(result)
+
+        self._writer.close(key, lambda error: loop.call_soon_threadsafe(settle, error))
+
+    # -- closing ------------------------------------------------------------------------------------------
     async def close_channel(self, channel: int) -> None:
         slot = self._slot(channel)
         self._finish_playback(channel)
+        recording = self._pipeline.recordings.get(channel)
+        if recording is not None:
+            recording.finish("closed")
+            self._close_recording(channel)
+        dtmf = self._dtmf_out.pop(channel, None)
+        if dtmf is not None and not dtmf[1].done():
+            dtmf[1].set_result(None)
+        self._senders.pop(channel, None)
+        self._inband_choice.pop(channel, None)
+        self._pipeline.inband.disable(channel)
+        self._pipeline.mixer.detach(channel)
+        self._pipeline.dirty = True
         self._transports[slot].close()
         moved = self._table.remove(slot)
         _swap_remove(self._ids, slot)
         _swap_remove(self._transports, slot)
         _swap_remove(self._protocols, slot)
         _swap_remove(self._sendto, slot)
-        _swap_remove(self._remotes, slot)
         if moved is not None:
+            self._pipeline.moved(moved, slot)
             self._protocols[slot].slot = slot
             self._slots[self._ids[slot]] = slot
         del self._slots[channel]
         del self._ports_by_id[channel]
-        self._telephone_event_pts.pop(channel, None)
 
     # -- counters -----------------------------------------------------------------------------------------
     def stats(self, channel: int) -> ChannelStats:
         slot = self._slot(channel)
         t = self._table
+        peer = self._protocols[slot].peer
         sent = int(t.tx_packets[slot])
         return ChannelStats(
             packets_sent=sent,
             octets_sent=sent * FRAME,
-            packets_received=int(t.rx_packets[slot]),
-            octets_received=int(t.rx_octets[slot]),
-            invalid_received=int(t.rx_invalid[slot]),
+            packets_received=peer.packets,
+            octets_received=peer.octets,
+            invalid_received=peer.invalid,
+            foreign_received=peer.foreign,
+            remote=peer.remote,
         )
 
-    def last_payload(self, channel: int) -> tuple[int, bytes]:
-        """The payload type and payload of the last packet received (for tests and tools)."""
-        slot = self._slot(channel)
-        t = self._table
-        return int(t.rx_pt[slot]), bytes(t.rx_views[slot][: int(t.rx_len[slot])])
+    def jitter_stats(self, channel: int) -> JitterStats:
+        """The receive jitter buffer of ``channel``: delay, target, jitter estimate and loss counters."""
+        return self._pipeline.jitter.stats(self._slot(channel))
 
     @property
     def channel_count(self) -> int:

@@ -155,7 +155,7 @@ class WavWriter:
     def write(self, key: int, data: bytes) -> None:
         self._queue.put(("write", key, data))
 
-    def close(self, key: int, done: Callable[[OSError | None], None]) -> None:
+    def close(self, key: int, done: Callable[[OSError | None], object]) -> None:
         """Finish the file; ``done`` is called on the writer thread with the error, if any."""
         self._ensure_thread()
         self._queue.put(("close", key, done))
@@ -193,7 +193,7 @@ class WavWriter:
                     wav_file = files.pop(key, None)
                     if wav_file is not None:
                         wav_file.close()
-                    done: Callable[[OSError | None], None] = arg  # type: ignore[assignment]
+                    done: Callable[[OSError | None], object] = arg  # type: ignore[assignment]
                     done(errors.pop(key, None))
             except OSError as exc:
                 log.warning("recording %d: %s", key, exc)

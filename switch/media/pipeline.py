@@ -1,0 +1,202 @@
+"""One tick's audio work over every channel at once, without sockets (the engine sends what it builds).
+
+Order of a tick (all ``(channels, 160)`` arrays allocated in advance):
+
+1. players: every channel's next prompt frame (:meth:`ChannelTable.gather`);
+2. receive: every channel's next frame from its jitter buffer (bytes and a present flag per sample);
+3. decode by table, zero what is missing, conceal losses (voicecodecs' G.711 Appendix I concealer) —
+   skipped entirely when no channel needs decoded audio (only pass-through bridges, or no bridge at all);
+4. in-band DTMF over the channels that have it enabled;
+5. mix: bridges, rooms and listen routes (:class:`~switch.media.mixer.Mixer`) plus players, int32, clipped;
+6. recorders take copies of what they need;
+7. encode by table and write the headers (:meth:`ChannelTable.encode`);
+8. pass-through: a bridged leg of the same codec as its partner, with no prompt playing to it, gets the
+   partner's received payload bytes untouched when the frame arrived complete; when it did not and nothing
+   was decoded, the packet is not sent at all (the sequence gap tells the far end it was lost, as a relay
+   would).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from switch.media.channels import FRAME, ChannelTable
+from switch.media.codec_registry import DECODE
+from switch.media.dtmf import EventReceiver, InbandDetectors
+from switch.media.jitter import JitterBuffer
+from switch.media.mixer import Mixer
+from switch.media.recorder import Recording, WavWriter, silent_rows
+from voicecodecs.plc import Concealer
+
+__all__ = ["Pipeline", "TickOutput"]
+
+
+@dataclass(slots=True)
+class TickOutput:
+    ended: list[int] = field(default_factory=list)
+    """Slots whose playback ended this tick."""
+    digits: list[tuple[int, str]] = field(default_factory=list)
+    """(channel, digit) detected in-band this tick."""
+    recordings_ended: list[int] = field(default_factory=list)
+    """Channels whose recording ended by itself this tick (silence, max-length)."""
+
+
+class Pipeline:
+    """The receive, mix and record state beside a :class:`ChannelTable`, slot for slot."""
+
+    def __init__(self, table: ChannelTable, slot_of: Callable[[int], int], writer: WavWriter) -> None:
+        self.table = table
+        self.slot_of = slot_of
+        self.writer = writer
+        self.jitter = JitterBuffer(table.capacity)
+        self.events = EventReceiver(table.capacity)
+        self.mixer = Mixer()
+        self.inband = InbandDetectors()
+        self.recordings: dict[int, Recording] = {}
+        self._record_keys: dict[int, int] = {}
+        self.capacity = 0
+        self.dirty = True
+        self.decoded = False
+        """Whether the last tick decoded (for tests and benchmarks)."""
+        self._pairs_dst = np.zeros(0, np.intp)
+        self._pairs_src = np.zeros(0, np.intp)
+        self._record_slots = np.zeros(0, np.intp)
+        self._record_channels: list[int] = []
+        self._grow(table.capacity)
+
+    def _grow(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.rx_bytes = np.zeros((capacity, FRAME), np.uint8)
+        self.present = np.zeros((capacity, FRAME), np.bool_)
+        self.heard = np.zeros((capacity, FRAME), np.int16)
+        """What each channel's peer sent (decoded and concealed): the input of the mix."""
+        self.audio = np.zeros((capacity, FRAME), np.int16)
+        """What each channel hears (mix plus players): the output, before encoding."""
+        self._index = np.zeros((capacity, FRAME), np.intp)
+        self._mix = np.zeros((capacity, FRAME), np.int32)
+        self._lost = np.zeros(capacity, np.bool_)
+        self.skip = np.zeros(capacity, np.bool_)
+        self.concealer = Concealer(capacity)
+        self.jitter.ensure(capacity)
+        self.events.ensure(capacity)
+
+    # -- slots ------------------------------------------------------------------------------------------
+    def added(self, slot: int) -> None:
+        if self.table.capacity > self.capacity:
+            self._grow(self.table.capacity)
+        self.jitter.clear(slot)
+        self.events.clear(slot)
+
+    def moved(self, source: int, dest: int) -> None:
+        self.jitter.move(source, dest)
+        self.events.move(source, dest)
+        self.dirty = True
+
+    def compile(self) -> None:
+        self.mixer.compile(self.slot_of)
+        self.inband.compile(self.slot_of)
+        self._record_channels = list(self.recordings)
+        self._record_slots = np.array([self.slot_of(c) for c in self._record_channels], np.intp)
+        self._pairs_dst = self.mixer.bridge_dst
+        self._pairs_src = self.mixer.bridge_src
+        self.dirty = False
+
+    # -- recordings -------------------------------------------------------------------------------------
+    def start_recording(self, channel: int, key: int, recording: Recording) -> None:
+        self.recordings[channel] = recording
+        self._record_keys[channel] = key
+        self.writer.open(key, recording.path, 2 if recording.dual else 1)
+        self.dirty = True
+
+    def end_recording(self, channel: int) -> tuple[int, Recording] | None:
+        """Forget a channel's recording (already finished by the caller); its writer key and state."""
+        recording = self.recordings.pop(channel, None)
+        if recording is None:
+            return None
+        self.dirty = True
+        return self._record_keys.pop(channel), recording
+
+    # -- the tick ---------------------------------------------------------------------------------------
+    def run(self, ticks: int = 1) -> TickOutput:
+        table = self.table
+        n = table.n
+        result = TickOutput()
+        if n == 0:
+            return result
+        if self.dirty:
+            self.compile()
+        result.ended = table.gather()
+        lost = self.jitter.pull(n, self.rx_bytes, self.present)
+        dst, src = self._pairs_dst, self._pairs_src
+        codec = table.codec_offset
+        passable = (codec[dst] == codec[src]) & ~table.playing[dst]
+        need_decode = bool(self.mixer.members.size or self._record_channels or self.inband.active)
+        need_decode = need_decode or not passable.all()
+        heard = self.heard[:n]
+        self.decoded = need_decode
+        if need_decode:
+            self._decode(n, lost)
+            if self.inband.active:
+                result.digits = self.inband.process(self.heard)
+        audio = self._mix_audio(n, heard)
+        if self._record_channels:
+            self._record(audio, result)
+        table.encode(audio, ticks)
+        skip = self.skip[:n]
+        skip[:] = False
+        if dst.size:
+            complete = self.present[src].all(axis=1)
+            through = passable & complete
+            if through.any():
+                table.payload[dst[through]] = self.rx_bytes[src[through]]
+                table.packets["payload"][dst[through]] = self.rx_bytes[src[through]]
+            if not need_decode:
+                skip[dst[~complete & self.jitter.started[src]]] = True
+        return result
+
+    def _decode(self, n: int, lost: NDArray[np.bool_]) -> None:
+        heard = self.heard[:n]
+        index = self._index[:n]
+        np.add(self.rx_bytes[:n], self.table.decode_offset[:n, None], out=index)
+        np.take(DECODE, index, out=heard, mode="clip")
+        heard *= self.present[:n]
+        self._lost[:n] = lost
+        self._lost[n:] = False
+        concealed = self.concealer.process(self.heard, self._lost)
+        np.copyto(heard, concealed[:n], where=~self.present[:n])
+
+    def _mix_audio(self, n: int, heard: NDArray[np.int16]) -> NDArray[np.int16]:
+        mixer = self.mixer
+        players = self.table.frames[:n]
+        if not (mixer.bridge_dst.size or mixer.members.size):
+            return players
+        mix = self._mix[:n]
+        mix.fill(0)
+        mixer.mix(heard, mix)
+        mix += players
+        np.clip(mix, -32768, 32767, out=mix)
+        audio = self.audio[:n]
+        np.copyto(audio, mix, casting="unsafe")
+        return audio
+
+    def _record(self, audio: NDArray[np.int16], result: TickOutput) -> None:
+        slots = self._record_slots
+        caller = self.heard[slots]  # fancy indexing copies: these rows may go to the writer thread
+        silent = silent_rows(caller).tolist()
+        other = audio[slots] if any(r.dual for r in self.recordings.values()) else None
+        for i, channel in enumerate(self._record_channels):
+            recording = self.recordings[channel]
+            if recording.dual:
+                assert other is not None
+                frame = np.stack([caller[i], other[i]], axis=1).tobytes()
+            else:
+                frame = caller[i].tobytes()
+            key = self._record_keys[channel]
+            for chunk in recording.feed(frame, silent[i]):
+                self.writer.write(key, chunk)
+            if recording.ended_by is not None:
+                result.recordings_ended.append(channel)

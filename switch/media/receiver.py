@@ -1,0 +1,141 @@
+"""The receive side of one RTP socket: one header unpack, latching, then one copy into the jitter buffer.
+
+Latching without RTP Bleed: a channel sends to the address the remote SDP gave and takes media from it.
+Packets from any other address are dropped, unless the channel may still latch (once per ``configure``):
+then :data:`LATCH_PACKETS` consecutive packets from one address with one SSRC and sequence numbers in order
+(nothing from anywhere else in between) move the channel to that address. A packet from the current address
+breaks a candidate's run, so a stray source cannot take a live stream over by interleaving with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from switch.media.dtmf import EventReceiver
+    from switch.media.jitter import JitterBuffer
+
+__all__ = ["LATCH_PACKETS", "Peer", "RtpReceiver"]
+
+log = logging.getLogger(__name__)
+
+LATCH_PACKETS = 5
+_HEADER = struct.Struct("!BBHII")
+
+
+@dataclass(slots=True)
+class Peer:
+    """Where a channel sends, what it accepts, and its receive counters."""
+
+    remote: tuple[str, int] = ("0.0.0.0", 0)
+    codec_pt: int = -1
+    te_pt: int = -1
+    may_latch: bool = True
+    candidate: tuple[str, int] | None = None
+    candidate_ssrc: int = -1
+    candidate_seq: int = -1
+    candidate_run: int = 0
+    ssrc: int = -1
+    packets: int = 0
+    octets: int = 0
+    invalid: int = 0
+    foreign: int = 0
+    other_pt: int = 0
+    last_tick: int = 0
+
+
+class RtpReceiver(asyncio.DatagramProtocol):
+    """One channel's socket protocol; the owner keeps ``slot`` current when channels move."""
+
+    __slots__ = ("slot", "channel", "peer", "jitter", "events", "clock", "tick", "on_digit", "may_egress")
+
+    def __init__(
+        self,
+        slot: int,
+        channel: int,
+        jitter: JitterBuffer,
+        events: EventReceiver,
+        clock: Callable[[], float],
+        tick: Callable[[], int],
+        on_digit: Callable[[int, str], None],
+        may_egress: Callable[[str], bool],
+    ) -> None:
+        self.slot = slot
+        self.channel = channel
+        self.peer = Peer()
+        self.jitter = jitter
+        self.events = events
+        self.clock = clock
+        self.tick = tick
+        self.on_digit = on_digit
+        self.may_egress = may_egress
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
+        peer = self.peer
+        size = len(data)
+        if size < 12 or data[0] >> 6 != 2:
+            peer.invalid += 1
+            return
+        first, second, seq, timestamp, ssrc = _HEADER.unpack_from(data)
+        offset = 12 + 4 * (first & 0x0F)
+        if first & 0x10 and size >= offset + 4:
+            offset += 4 + 4 * ((data[offset + 2] << 8) | data[offset + 3])
+        end = size - data[-1] if first & 0x20 else size
+        if end <= offset:
+            peer.invalid += 1
+            return
+        if addr != peer.remote:
+            if not self._latch(addr, ssrc, seq):
+                peer.foreign += 1
+                return
+        elif peer.candidate_run:
+            peer.candidate_run = 0
+        if ssrc != peer.ssrc:
+            peer.ssrc = ssrc
+            self.jitter.reset_stream(self.slot)
+        pt = second & 0x7F
+        if pt == peer.codec_pt:
+            self.jitter.put(self.slot, timestamp, memoryview(data)[offset:end], self.clock())
+        elif pt == peer.te_pt:
+            digit = self.events.receive(self.slot, timestamp, data[offset:end])
+            if digit is not None:
+                self.on_digit(self.channel, digit)
+        else:
+            peer.other_pt += 1
+            return
+        peer.packets += 1
+        peer.octets += end - offset
+        peer.last_tick = self.tick()
+
+    def _latch(self, addr: tuple[str | object, int], ssrc: int, seq: int) -> bool:
+        """Count a packet from another address; True when it completes a run that moves the channel."""
+        peer = self.peer
+        if not peer.may_latch:
+            return False
+        if (
+            addr == peer.candidate
+            and ssrc == peer.candidate_ssrc
+            and seq == (peer.candidate_seq + 1) & 0xFFFF
+        ):
+            peer.candidate_run += 1
+        else:
+            peer.candidate = (str(addr[0]), int(addr[1]))
+            peer.candidate_ssrc = ssrc
+            peer.candidate_run = 1
+        peer.candidate_seq = seq
+        if peer.candidate_run < LATCH_PACKETS or not self.may_egress(str(addr[0])):
+            return False
+        log.info("channel %d latched to %s:%d", self.channel, addr[0], addr[1])
+        peer.remote = peer.candidate
+        peer.may_latch = False
+        peer.candidate = None
+        peer.candidate_run = 0
+        return True
+
+    def error_received(self, exc: Exception) -> None:  # ICMP port unreachable and the like
+        log.debug("RTP socket error on channel %d: %s", self.channel, exc)
