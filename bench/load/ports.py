@@ -10,8 +10,8 @@ __all__ = ["free_port", "free_range"]
 _given: set[int] = set()
 
 
-def _bindable(port: int) -> bool:
-    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+def _bindable(port: int, tcp: bool = True) -> bool:
+    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM) if tcp else (socket.SOCK_DGRAM,):
         with socket.socket(socket.AF_INET, kind) as sock:
             try:
                 sock.bind(("127.0.0.1", port))
@@ -20,15 +20,15 @@ def _bindable(port: int) -> bool:
     return True
 
 
-def free_range(count: int = 1, *, align: int = 1) -> int:
-    """First port of `count` consecutive ports free for UDP and TCP on 127.0.0.1."""
+def free_range(count: int = 1, *, align: int = 1, tcp: bool = True) -> int:
+    """First port of `count` consecutive ports free for UDP (and TCP unless `tcp` is false) on 127.0.0.1."""
     rng = random.Random()
-    for _ in range(2000):
+    for _ in range(200):
         base = rng.randrange(30000, 60000 - count) // align * align
         span = range(base, base + count)
         if any(p in _given for p in span):
             continue
-        if all(_bindable(p) for p in span):
+        if all(_bindable(p, tcp) for p in span):
             _given.update(span)
             return base
     raise RuntimeError(f"no {count} consecutive free ports on 127.0.0.1")

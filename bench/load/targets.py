@@ -112,14 +112,14 @@ class SwitchUnderTest(Managed):
         workdir: Path,
         app: str,
         *,
-        rtp_ports: int = 4000,
+        rtp_ports: int = 2000,
         extra_args: Sequence[str] = (),
         log_level: str = "WARNING",
     ) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.sip_port = free_port()
         self.http_port = free_port()
-        low = free_range(rtp_ports, align=2)
+        low = free_range(rtp_ports, align=2, tcp=False)
         command = [
             sys.executable, "-m", "switch", "serve",
             "--host", "127.0.0.1",

@@ -1,0 +1,196 @@
+"""Prometheus metrics for `/metrics` (PyPI `prometheus-client`), one registry per switch.
+
+What the hot paths pay: a counter increment per call status change, per SIP response and per webhook; one
+histogram observation per media tick and per loop-lag probe. Gauges that a scrape can compute (active calls,
+RTP totals) are read at scrape time from the objects that already count them, so they cost nothing per
+packet. The HTTP server mounts `Metrics.exposition()` with `CONTENT_TYPE`.
+
+Names (all prefixed `switch_`):
+    active_calls                    gauge      live calls (CallManager.calls)
+    calls_total{status}             counter    calls by final status: completed busy no-answer failed canceled
+    calls_per_second                gauge      calls that ended over the last `window` seconds, per second
+    sip_responses_total{code,direction}  counter  SIP responses sent / received, by status code
+    rtp_packets_total{direction}    counter    RTP packets received / sent (from the media engine)
+    rtp_packets_lost_total          counter    RTP packets lost (sequence gaps)
+    rtp_jitter_seconds              gauge      mean interarrival jitter over live channels (RFC 3550)
+    media_tick_seconds              histogram  duration of one media tick
+    webhook_seconds                 histogram  webhook request latency, connect to last byte
+    event_loop_lag_seconds          histogram  lateness of the loop-lag probe (switch.overload)
+    event_loop_lag_max_seconds      gauge      the largest lag since the previous scrape
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sized
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import generate_latest
+
+__all__ = ["CONTENT_TYPE", "FINAL_STATUSES", "Metrics", "RtpTotals"]
+
+# The classic text format, which every Prometheus server parses (our names are all legacy-safe).
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+FINAL_STATUSES = ("completed", "busy", "no-answer", "failed", "canceled")
+
+TICK_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
+WEBHOOK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0)
+LAG_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
+
+
+@dataclass(frozen=True, slots=True)
+class RtpTotals:
+    """What the media engine has counted since it started (its own counters, read at scrape time)."""
+
+    received: int
+    sent: int
+    lost: int
+    jitter_seconds: float  # mean RFC 3550 interarrival jitter over live channels
+
+
+class _CallSource(Protocol):
+    """The part of switch.calls.manager.CallManager the metrics need (no import of the call layer)."""
+
+    @property
+    def calls(self) -> Sized: ...  # pragma: no cover - a protocol
+
+    def add_listener(self, callback: Callable[[Any, str], None]) -> None: ...  # pragma: no cover
+
+
+class _ScrapeTimeCollector:
+    """Metrics read from other objects when Prometheus scrapes: no work per call or per packet."""
+
+    def __init__(self, owner: Metrics) -> None:
+        self.owner = owner
+
+    def collect(self) -> Iterable[Metric]:
+        owner = self.owner
+        active = GaugeMetricFamily("switch_active_calls", "Live calls")
+        active.add_metric([], float(owner.active_calls()))
+        yield active
+        rate = GaugeMetricFamily("switch_calls_per_second", "Calls ended per second over the last window")
+        rate.add_metric([], owner.calls_per_second(time.monotonic()))
+        yield rate
+        peak = GaugeMetricFamily("switch_event_loop_lag_max_seconds", "Largest loop lag since last scrape")
+        peak.add_metric([], owner.take_lag_peak())
+        yield peak
+        source = owner.rtp_source
+        if source is None:
+            return
+        totals = source()
+        packets = CounterMetricFamily("switch_rtp_packets", "RTP packets", labels=["direction"])
+        packets.add_metric(["received"], float(totals.received))
+        packets.add_metric(["sent"], float(totals.sent))
+        yield packets
+        lost = CounterMetricFamily("switch_rtp_packets_lost", "RTP packets lost (sequence gaps)")
+        lost.add_metric([], float(totals.lost))
+        yield lost
+        jitter = GaugeMetricFamily("switch_rtp_jitter_seconds", "Mean interarrival jitter of live channels")
+        jitter.add_metric([], totals.jitter_seconds)
+        yield jitter
+
+
+class Metrics:
+    """The switch's metrics. Feed it with `watch_calls`, `set_rtp_source` and the `observe_*` methods."""
+
+    def __init__(self, registry: CollectorRegistry | None = None, *, window: float = 10.0) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        self.window = window
+        self.rtp_source: Callable[[], RtpTotals] | None = None
+        self._active: Callable[[], int] = lambda: 0
+        self._lag_peak = 0.0
+        # Calls ended per whole second, as a ring of `window` + 1 buckets indexed by int(monotonic seconds).
+        self._ring_size = max(2, int(window) + 1)
+        self._ring = [0] * self._ring_size
+        self._ring_second = [-1] * self._ring_size
+        self.calls_total = Counter(
+            "switch_calls", "Calls by final status", ["status"], registry=self.registry
+        )
+        self._final = {status: self.calls_total.labels(status) for status in FINAL_STATUSES}
+        self.sip_responses = Counter(
+            "switch_sip_responses",
+            "SIP responses by status code",
+            ["code", "direction"],
+            registry=self.registry,
+        )
+        self._responses: dict[tuple[int, str], Counter] = {}
+        self.tick_seconds = Histogram(
+            "switch_media_tick_seconds", "Media tick duration", buckets=TICK_BUCKETS, registry=self.registry
+        )
+        self.webhook_seconds = Histogram(
+            "switch_webhook_seconds", "Webhook latency", buckets=WEBHOOK_BUCKETS, registry=self.registry
+        )
+        self.loop_lag_seconds = Histogram(
+            "switch_event_loop_lag_seconds", "Event-loop lag", buckets=LAG_BUCKETS, registry=self.registry
+        )
+        self.registry.register(_ScrapeTimeCollector(self))
+
+    # -- feeding ----------------------------------------------------------------------------------------
+    def watch_calls(self, manager: _CallSource) -> None:
+        """Count final statuses through the manager's listener; read active calls from `manager.calls`."""
+        calls = manager.calls
+        self._active = lambda: len(calls)
+        manager.add_listener(self._on_status)
+
+    def set_rtp_source(self, source: Callable[[], RtpTotals]) -> None:
+        self.rtp_source = source
+
+    def _on_status(self, call: object, status: str) -> None:
+        self.call_ended(status)
+
+    def call_ended(self, status: str, now: float | None = None) -> None:
+        """A call reached `status`; only final statuses are counted."""
+        child = self._final.get(status)
+        if child is None:
+            return
+        child.inc()
+        second = int(time.monotonic() if now is None else now)
+        index = second % self._ring_size
+        if self._ring_second[index] != second:
+            self._ring_second[index] = second
+            self._ring[index] = 0
+        self._ring[index] += 1
+
+    def observe_sip_response(self, code: int, direction: str = "sent") -> None:
+        key = (code, direction)
+        child = self._responses.get(key)
+        if child is None:
+            child = self._responses[key] = self.sip_responses.labels(str(code), direction)
+        child.inc()
+
+    def observe_tick(self, seconds: float) -> None:
+        self.tick_seconds.observe(seconds)
+
+    def observe_webhook(self, seconds: float) -> None:
+        self.webhook_seconds.observe(seconds)
+
+    def observe_loop_lag(self, seconds: float) -> None:
+        """Pass as `LagMonitor(on_sample=metrics.observe_loop_lag)`."""
+        self.loop_lag_seconds.observe(seconds)
+        if seconds > self._lag_peak:
+            self._lag_peak = seconds
+
+    # -- reading ----------------------------------------------------------------------------------------
+    def active_calls(self) -> int:
+        return self._active()
+
+    def calls_per_second(self, now: float) -> float:
+        """Calls ended in the `window` whole seconds before the current one, per second."""
+        current = int(now)
+        total = 0
+        for index in range(self._ring_size):
+            second = self._ring_second[index]
+            if current - self._ring_size < second < current:
+                total += self._ring[index]
+        return total / (self._ring_size - 1)
+
+    def take_lag_peak(self) -> float:
+        peak, self._lag_peak = self._lag_peak, 0.0
+        return peak
+
+    def exposition(self) -> bytes:
+        """The Prometheus text format for `/metrics` (serve with `CONTENT_TYPE`)."""
+        return generate_latest(self.registry)

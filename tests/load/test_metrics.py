@@ -1,0 +1,94 @@
+"""The /metrics exposition: names, labels and values after feeding known events."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from switch.metrics import CONTENT_TYPE, Metrics, RtpTotals
+
+
+class FakeManager:
+    def __init__(self) -> None:
+        self.calls: dict[str, object] = {}
+        self.listeners: list[Callable[[Any, str], None]] = []
+
+    def add_listener(self, callback: Callable[[Any, str], None]) -> None:
+        self.listeners.append(callback)
+
+    def status(self, status: str) -> None:
+        for listener in self.listeners:
+            listener(object(), status)
+
+
+def samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = metrics.exposition().decode()
+    found: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
+
+
+def test_calls_by_final_status_and_active_calls() -> None:
+    metrics = Metrics()
+    manager = FakeManager()
+    metrics.watch_calls(manager)
+    manager.calls.update({"CA1": object(), "CA2": object(), "CA3": object()})
+    for status in ("ringing", "in-progress", "completed", "completed", "busy", "queued"):
+        manager.status(status)
+    got = samples(metrics)
+    assert got[("switch_active_calls", ())] == 3.0
+    assert got[("switch_calls_total", (("status", "completed"),))] == 2.0
+    assert got[("switch_calls_total", (("status", "busy"),))] == 1.0
+    assert got[("switch_calls_total", (("status", "failed"),))] == 0.0
+    assert ("switch_calls_total", (("status", "ringing"),)) not in got
+
+
+def test_calls_per_second_over_the_window() -> None:
+    metrics = Metrics(window=10.0)
+    for second in range(100, 110):
+        for _ in range(20):
+            metrics.call_ended("completed", now=second + 0.5)
+    metrics.call_ended("completed", now=110.2)  # the current second is not complete: not counted
+    assert metrics.calls_per_second(110.5) == 20.0
+    # At 115.0 the window is seconds 105..114: five full seconds (100 calls) and the one call at 110.2.
+    assert metrics.calls_per_second(115.0) == 10.1
+    assert metrics.calls_per_second(200.0) == 0.0
+
+
+def test_sip_responses_histograms_and_rtp() -> None:
+    metrics = Metrics()
+    for code in (100, 200, 200, 503):
+        metrics.observe_sip_response(code)
+    metrics.observe_sip_response(200, "received")
+    metrics.observe_tick(0.0003)
+    metrics.observe_tick(0.004)
+    metrics.observe_webhook(0.02)
+    metrics.observe_loop_lag(0.003)
+    metrics.observe_loop_lag(0.07)
+    metrics.set_rtp_source(lambda: RtpTotals(received=1000, sent=998, lost=2, jitter_seconds=0.0015))
+    got = samples(metrics)
+    assert got[("switch_sip_responses_total", (("code", "200"), ("direction", "sent")))] == 2.0
+    assert got[("switch_sip_responses_total", (("code", "503"), ("direction", "sent")))] == 1.0
+    assert got[("switch_sip_responses_total", (("code", "200"), ("direction", "received")))] == 1.0
+    assert got[("switch_media_tick_seconds_count", ())] == 2.0
+    assert got[("switch_media_tick_seconds_bucket", (("le", "0.0005"),))] == 1.0
+    assert got[("switch_webhook_seconds_sum", ())] == 0.02
+    assert got[("switch_event_loop_lag_seconds_bucket", (("le", "0.005"),))] == 1.0
+    assert got[("switch_event_loop_lag_max_seconds", ())] == 0.07
+    assert got[("switch_rtp_packets_total", (("direction", "received"),))] == 1000.0
+    assert got[("switch_rtp_packets_total", (("direction", "sent"),))] == 998.0
+    assert got[("switch_rtp_packets_lost_total", ())] == 2.0
+    assert got[("switch_rtp_jitter_seconds", ())] == 0.0015
+    # The lag peak is per scrape: read once, then reset.
+    assert samples(metrics)[("switch_event_loop_lag_max_seconds", ())] == 0.0
+
+
+def test_two_switches_do_not_share_a_registry_and_content_type() -> None:
+    first, second = Metrics(), Metrics()
+    first.observe_sip_response(486)
+    assert ("switch_sip_responses_total", (("code", "486"), ("direction", "sent"))) not in samples(second)
+    assert CONTENT_TYPE.startswith("text/plain; version=0.0.4")
