@@ -7,6 +7,7 @@ Shutdown: the first SIGTERM drains (new INVITEs get 503, calls in progress go on
 from __future__ import annotations
 
 import asyncio
+import importlib.resources
 import logging
 import signal
 import uuid
@@ -16,8 +17,10 @@ from switch.calls.call import Call
 from switch.calls.dtmf import INFO_CONTENT_TYPES
 from switch.calls.manager import CallManager
 from switch.config import Settings
+from switch.dialplan import Dialplan, load_dialplan
 from switch.media.engine import MediaEngine
 from switch.media.tts import TextToSpeech
+from switch.security.guard import SourceGuard, guard_settings_from
 from switch.sip.core import CoreSettings, SipCore
 from switch.sip.events import RequestReceived
 from switch.sip.message import Request, Response
@@ -30,7 +33,7 @@ from switch.twiml.urls import DEMO_URL
 
 log = logging.getLogger("switch")
 
-ALLOWED_METHODS = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "INFO"})
+ALLOWED_METHODS = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "INFO", "REGISTER"})
 ACCEPTED_CONTENT_TYPES = frozenset({"application/sdp"}) | INFO_CONTENT_TYPES
 
 
@@ -87,6 +90,16 @@ class CoreActions:
         return transaction_id
 
 
+def dialplan_for(settings: Settings) -> Dialplan:
+    """The ``--dialplan`` file; with neither it nor ``--twiml-url``, the demo dialplan of the package."""
+    if settings.dialplan is not None:
+        return load_dialplan(settings.dialplan)
+    if settings.twiml_url:
+        return Dialplan()
+    with importlib.resources.as_file(importlib.resources.files("switch") / "dialplans" / "demo.toml") as path:
+        return load_dialplan(path)
+
+
 class Switch:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -135,7 +148,12 @@ class Switch:
             assert manager is not None
             manager.handle_event(event)  # type: ignore[arg-type]
 
-        transport = SipTransport(core, on_event, egress_allowed=settings.egress_allowed)
+        transport = SipTransport(
+            core,
+            on_event,
+            egress_allowed=settings.egress_allowed,
+            guard=SourceGuard(guard_settings_from(settings)),
+        )
         manager = CallManager(
             CoreActions(core, transport),
             media,
@@ -148,6 +166,7 @@ class Switch:
             egress_allowed=settings.egress_allowed,
             max_calls=settings.max_calls,
             allowed_methods=ALLOWED_METHODS,
+            dialplan=dialplan_for(settings),
         )
         self.manager = manager
         await transport.start(settings.host, settings.sip_port)

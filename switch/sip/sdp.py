@@ -187,9 +187,16 @@ class MediaDescription:
         return tuple(int(f) for f in self.formats)
 
     def rtpmap(self, payload_type: int) -> RtpMap | None:
-        """The rtpmap for ``payload_type``, falling back to the static table."""
+        """The rtpmap for ``payload_type``, falling back to the static table.
+
+        An rtpmap line that does not parse (RFC 4475's ``a=rtpmap:31 LPC`` has no clock rate) is ignored,
+        as RFC 4566 §5.13 asks of attributes a receiver does not understand.
+        """
         for value in _attribute_values(self.attributes, "rtpmap"):
-            mapping = _parse_rtpmap(value)
+            try:
+                mapping = _parse_rtpmap(value)
+            except SdpError:
+                continue
             if mapping.payload_type == payload_type:
                 return mapping
         return STATIC_PAYLOAD_TYPES.get(payload_type)
@@ -477,8 +484,6 @@ def parse_sdp(data: bytes) -> SessionDescription:
 def _validate_attributes(description: SessionDescription) -> None:
     """Check the attributes negotiation reads, so later property reads cannot fail."""
     for m in description.media:
-        for value in _attribute_values(m.attributes, "rtpmap"):
-            _parse_rtpmap(value)
         _ = m.ptime, m.maxptime
 
 

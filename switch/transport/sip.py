@@ -16,8 +16,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from switch.config import Settings
-from switch.security.guard import SourceGuard, TcpSlot, guard_settings_from
+from switch.security.guard import SourceGuard, TcpSlot
 from switch.sip.core import Outgoing, SipCore
 from switch.sip.errors import SipFramingError, SipParseError
 from switch.sip.events import Event
@@ -151,11 +150,7 @@ class SipTransport:
         self.core = core
         self.on_event = on_event
         self.egress_allowed = egress_allowed
-        if guard is None:
-            # Until the app passes guard=, take the limits from the Settings whose egress check we got.
-            settings = getattr(egress_allowed, "__self__", None)
-            guard = SourceGuard(guard_settings_from(settings) if isinstance(settings, Settings) else None)
-        self.guard = guard
+        self.guard = guard if guard is not None else SourceGuard(None)
         self._sweeper: asyncio.TimerHandle | None = None
         self.loop = asyncio.get_running_loop()
         self.connections: dict[Address, TcpConnection] = {}

@@ -21,11 +21,8 @@ TCP_EXPECTED = {
     "mcl01": "400+close",
     "inv2543": "400+close",  # no Content-Length: cannot be framed on a stream
 }
-KNOWN = {
+KNOWN: dict[str, str] = {
     # name: reason; the vector is strict-xfail on both transports
-    "esc01": "switch/sip/sdp rejects 'a=rtpmap:31 LPC' (no clock rate) and switch/calls answers 400 "
-    "'Bad SDP'; RFC 4475 3.1.1.3 wants normal processing (an unusable offer is 488, not 400)",
-    "longreq": "same SDP 'a=rtpmap:31 LPC' -> 400 Bad SDP from switch/calls; RFC 4475 3.1.1.7 wants !400",
 }
 
 

@@ -10,6 +10,7 @@ from switch.sip.sdp import (
     AudioAnswer,
     Connection,
     NoCommonCodec,
+    RtpMap,
     SdpError,
     create_offer,
     negotiate,
@@ -156,7 +157,6 @@ def test_full_session_lines_round_trip() -> None:
         (b"v=0\r\no=- 1 1 IN IP4 a\r\ns=-\r\nm=audio 1 RTP/AVP PCMU\r\n", "payload type"),
         (b"v=0\r\no=- 1 1 IN IP4 a\r\ns=-\r\nm=audio 1 RTP/AVP 200\r\n", "payload type"),
         (b"v=0\r\no=- 1 1 IN IP4 a\r\ns=-\r\nm=audio\r\n", "invalid m="),
-        (b"v=0\r\no=- 1 1 IN IP4 a\r\ns=-\r\nm=audio 1 RTP/AVP 0\r\na=rtpmap:0 PCMU\r\n", "rtpmap"),
         (b"v=0\r\no=- 1 1 IN IP4 a\r\ns=-\r\nm=audio 1 RTP/AVP 0\r\na=ptime:abc\r\n", "ptime"),
         (b"v=0\r\no=- 1 1 IN IP4 a\r\ns=-\r\nm=audio 1 RTP/AVP 0\r\no=- 1 1 IN IP4 a\r\n", "inside a media"),
         (b"v=0\r\nhello\r\n", "invalid SDP line"),
@@ -368,3 +368,16 @@ def test_parse_answer_uses_answerers_order_and_rejects() -> None:
         parse_answer(answer, ["G722"])
     with pytest.raises(SdpError):
         parse_answer(b"garbage", ["PCMU"])
+
+
+def test_an_rtpmap_that_does_not_parse_is_ignored() -> None:
+    """RFC 4475 esc01 and longreq carry ``a=rtpmap:31 LPC`` (no clock rate): the offer is still usable."""
+    offer = parse_sdp(
+        b"v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n"
+        b"m=audio 3456 RTP/AVP 0 1 3 99\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:31 LPC\r\na=rtpmap:0 PCMU\r\n"
+    )
+    media = offer.media[0]
+    assert media.rtpmap(0) == RtpMap(0, "PCMU", 8000, None)
+    assert media.rtpmap(31) is None
+    answer = negotiate(offer, local_address="127.0.0.1", local_port=4000, session_id=1, session_version=1)
+    assert answer.codec == "PCMU"
