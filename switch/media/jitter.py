@@ -13,8 +13,8 @@ the play point (a timestamp jump) resynchronises the channel.
 
 Delay adapts between :data:`MIN_DELAY` and :data:`MAX_DELAY`: the target is the last packet's length plus
 four times the RFC 3550 interarrival jitter estimate. When nothing is buffered at all (an underrun) the play
-point stays where it is (the buffer grows by one frame); when more than a frame above the target is buffered
-the play point skips 10 ms. ``delay(slot)`` and the counters say what happened.
+point stays where it is (the buffer grows by one frame); when more than a frame above the target has been
+buffered for half a second the play point skips 10 ms. ``delay(slot)`` and the counters say what happened.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ __all__ = [
     "FRAME",
     "MAX_DELAY",
     "MIN_DELAY",
+    "START_DELAY",
     "RING",
     "JitterBuffer",
     "JitterStats",
@@ -39,7 +40,10 @@ RING = 4096
 """Bytes (8 kHz samples) per channel ring: 512 ms, a power of two so ring positions are ``ts & (RING-1)``."""
 MIN_DELAY = 160
 MAX_DELAY = 1600
+START_DELAY = 320
+"""The play point of a new stream starts 40 ms behind its first packet, before any jitter is measured."""
 _MASK = RING - 1
+_EXCESS_TICKS = 25  # half a second above the target before the buffer shrinks by 10 ms
 _MAX_PACKET = 960  # 120 ms: the largest payload accepted
 _COLUMN = np.arange(FRAME, dtype=np.intp)
 _ONES = bytes([1]) * _MAX_PACKET
@@ -79,6 +83,8 @@ class JitterBuffer:
 
     _SCALARS: dict[str, type[np.generic]] = {
         "play": np.int64,
+        "origin": np.int64,
+        "excess_run": np.int64,
         "newest": np.int64,
         "started": np.bool_,
         "target": np.int64,
@@ -116,9 +122,13 @@ class JitterBuffer:
         self._row_base = (np.arange(capacity, dtype=np.intp) * RING)[:, None]
         self._index = np.zeros((capacity, FRAME), np.intp)
         self.capacity = capacity
-        self.target[old:] = MIN_DELAY
+        self.target[old:] = START_DELAY
 
     play: NDArray[np.int64]
+    origin: NDArray[np.int64]
+    """Timestamp of the first packet of the stream (frames before it are not losses)."""
+    excess_run: NDArray[np.int64]
+    """Consecutive ticks with more than a frame above the target buffered."""
     newest: NDArray[np.int64]
     started: NDArray[np.bool_]
     target: NDArray[np.int64]
@@ -144,12 +154,13 @@ class JitterBuffer:
         """Forget everything of ``slot`` (a new channel, or a new stream on it), counters included."""
         for name in self._SCALARS:
             getattr(self, name)[slot] = 0
-        self.target[slot] = MIN_DELAY
+        self.target[slot] = START_DELAY
         self.present[slot] = 0
 
     def reset_stream(self, slot: int) -> None:
         """Start over with the next packet (a new SSRC); counters and the jitter estimate stay."""
         self.started[slot] = False
+        self.target[slot] = max(int(self.target[slot]), START_DELAY)
         self.present[slot] = 0
 
     def move(self, source: int, dest: int) -> None:
@@ -171,6 +182,7 @@ class JitterBuffer:
         if not self.started[slot]:
             self.started[slot] = True
             self.play[slot] = (timestamp - int(self.target[slot])) & 0xFFFFFFFF
+            self.origin[slot] = timestamp
             self.newest[slot] = timestamp
             self.last_ts[slot] = timestamp
             self.last_arrival[slot] = arrival
@@ -186,6 +198,7 @@ class JitterBuffer:
         if ahead + n > RING - FRAME:
             self.present[slot] = 0
             self.play[slot] = (timestamp - int(self.target[slot])) & 0xFFFFFFFF
+            self.origin[slot] = timestamp
             self.newest[slot] = timestamp
             self.resyncs[slot] += 1
             result = PutResult.RESYNC
@@ -232,10 +245,16 @@ class JitterBuffer:
         complete = present[:n].all(axis=1)
         empty = ~present[:n].any(axis=1)
         level = (self.newest[:n] - play + 0x80000000) % 0x100000000 - 0x80000000
-        lost = started & ~complete & (level > FRAME)
+        begun = (play - self.origin[:n] + 0x80000000) % 0x100000000 >= 0x80000000
+        lost = started & ~complete & (level > FRAME) & begun
         self.concealed[:n] += lost
         hold = started & empty & (level <= 0)
-        excess = started & (level - FRAME > self.target[:n] + FRAME)
+        above = started & (level - FRAME > self.target[:n] + FRAME)
+        run = self.excess_run[:n]
+        run += above
+        run *= above
+        excess = run >= _EXCESS_TICKS
+        run[excess] = 0
         advance = np.where(hold, 0, FRAME) + np.where(excess, FRAME // 2, 0)
         if excess.any():
             skipped = np.flatnonzero(excess)
@@ -243,9 +262,11 @@ class JitterBuffer:
             self._flat_present[cols + self._row_base[skipped]] = 0
         play += advance
         play &= 0xFFFFFFFF
-        target = self.packet_size[:n] + 4.0 * self.jitter[:n]
-        np.clip(-(-target // 80) * 80, MIN_DELAY, MAX_DELAY, out=target)
-        self.target[:n] = target
+        target = np.rint(self.packet_size[:n] + 4.0 * self.jitter[:n]).astype(np.int64)
+        target += 79
+        target //= 80
+        target *= 80
+        np.clip(target, MIN_DELAY, MAX_DELAY, out=self.target[:n])
         return lost
 
     # -- observation ------------------------------------------------------------------------------------

@@ -167,7 +167,9 @@ class Pipeline:
         self._lost[:n] = lost
         self._lost[n:] = False
         concealed = self.concealer.process(self.heard, self._lost)
-        np.copyto(heard, concealed[:n], where=~self.present[:n])
+        # Lost frames keep what did arrive; every other frame takes the concealer's output, which is the
+        # frame itself except the first one after a loss (the synthetic signal faded into the real one).
+        np.copyto(heard, concealed[:n], where=~(self.present[:n] & lost[:, None]))
 
     def _mix_audio(self, n: int, heard: NDArray[np.int16]) -> NDArray[np.int16]:
         mixer = self.mixer

@@ -1,0 +1,140 @@
+"""The jitter buffer without sockets: arrival times are passed in, frames pulled tick by tick."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from switch.media.jitter import FRAME, MIN_DELAY, START_DELAY, JitterBuffer, PutResult
+
+TS0 = 2**32 - 1000  # wraps during every test
+
+
+def _payload(index: int, size: int = FRAME) -> bytes:
+    return bytes([(index * 7 + k) % 251 for k in range(size)])
+
+
+def _pull(jb: JitterBuffer, n: int = 1) -> tuple[NDArray[np.uint8], NDArray[np.bool_], NDArray[np.bool_]]:
+    out = np.zeros((n, FRAME), np.uint8)
+    present = np.zeros((n, FRAME), np.bool_)
+    lost = jb.pull(n, out, present)
+    return out, present, lost
+
+
+def _start(jb: JitterBuffer, slot: int = 0) -> None:
+    jb.clear(slot)
+
+
+def _delay(jb: JitterBuffer) -> None:
+    """Pull the frames of the start delay (before the first packet's audio)."""
+    for _ in range(START_DELAY // FRAME):
+        _pull(jb)
+
+
+def test_in_order_packets_come_out_after_the_target_delay_in_order() -> None:
+    jb = JitterBuffer(1)
+    _start(jb)
+    frames = []
+    for k in range(6):
+        assert jb.put(0, (TS0 + k * FRAME) % 2**32, _payload(k), now=k * 0.02) == PutResult.STORED
+        out, present, lost = _pull(jb)
+        frames.append((out[0].tobytes(), bool(present[0].all()), bool(lost[0])))
+    # The play point starts START_DELAY (two frames) behind the first packet: two frames of nothing first.
+    assert frames[:2] == [(bytes(FRAME), False, False)] * 2
+    assert [f[0] for f in frames[2:]] == [_payload(k) for k in range(4)]
+    assert all(f[1] and not f[2] for f in frames[2:])
+    assert jb.stats(0).packets == 6 and jb.stats(0).late == 0
+
+
+def test_reordered_packets_are_played_in_timestamp_order() -> None:
+    jb = JitterBuffer(1)
+    _start(jb)
+    order = [0, 2, 1, 3, 5, 4]
+    for i, k in enumerate(order):
+        jb.put(0, (TS0 + k * FRAME) % 2**32, _payload(k), now=i * 0.02)
+    _delay(jb)
+    got = [_pull(jb)[0][0].tobytes() for _ in range(6)]
+    assert got == [_payload(k) for k in range(6)]
+
+
+def test_duplicates_and_late_packets_are_dropped_and_counted() -> None:
+    jb = JitterBuffer(1)
+    _start(jb)
+    jb.put(0, TS0, _payload(0), 0.0)
+    assert jb.put(0, TS0, _payload(9), 0.001) == PutResult.DUPLICATE
+    jb.put(0, (TS0 + FRAME) % 2**32, _payload(1), 0.02)
+    for _ in range(3):
+        _pull(jb)
+    assert jb.put(0, TS0, _payload(0), 0.08) == PutResult.LATE
+    stats = jb.stats(0)
+    assert (stats.duplicate, stats.late, stats.packets) == (1, 1, 2)
+
+
+def test_packets_of_30_ms_are_cut_into_20_ms_frames() -> None:
+    jb = JitterBuffer(1)
+    _start(jb)
+    stream = bytes(range(256)) * 8  # 2048 bytes
+    for k in range(6):
+        jb.put(0, (TS0 + 240 * k) % 2**32, stream[240 * k : 240 * (k + 1)], now=k * 0.03)
+    _delay(jb)
+    got = b"".join(_pull(jb)[0][0].tobytes() for _ in range(9))
+    assert got == stream[: 9 * FRAME]
+
+
+def test_a_missing_packet_is_reported_lost_once_later_audio_is_buffered() -> None:
+    jb = JitterBuffer(1)
+    _start(jb)
+    for k in (0, 1, 3, 4):
+        jb.put(0, (TS0 + k * FRAME) % 2**32, _payload(k), now=k * 0.02)
+    _delay(jb)
+    lost = [bool(_pull(jb)[2][0]) for _ in range(5)]
+    assert lost == [False, False, True, False, False]
+    assert jb.stats(0).concealed_frames == 1
+
+
+def test_a_timestamp_jump_resynchronises() -> None:
+    jb = JitterBuffer(1)
+    _start(jb)
+    jb.put(0, 1000, _payload(0), 0.0)
+    assert jb.put(0, 1000 + 80000, _payload(1), 0.02) == PutResult.RESYNC
+    _delay(jb)
+    assert _pull(jb)[0][0].tobytes() == _payload(1)
+    assert jb.stats(0).resyncs == 1
+
+
+def test_target_delay_grows_with_jitter_and_stays_minimal_without() -> None:
+    rng = np.random.default_rng(3)
+    jb = JitterBuffer(2)
+    _start(jb, 0)
+    _start(jb, 1)
+    for k in range(200):
+        ts = (TS0 + k * FRAME) % 2**32
+        jb.put(0, ts, _payload(k), now=k * 0.02)
+        jb.put(1, ts, _payload(k), now=k * 0.02 + abs(rng.normal(0, 0.03)))
+        _pull(jb, 2)
+    steady, jittery = jb.stats(0), jb.stats(1)
+    assert steady.target_ms == MIN_DELAY / 8
+    assert jittery.jitter_ms > 10 and jittery.target_ms >= 60
+    assert jittery.target_ms <= 200
+
+
+def test_an_underrun_holds_the_play_point_so_late_audio_still_plays() -> None:
+    jb = JitterBuffer(1)
+    _start(jb)
+    jb.put(0, TS0, _payload(0), 0.0)
+    _delay(jb)
+    _pull(jb)  # packet 0 played; nothing buffered now
+    _pull(jb)  # underrun: held
+    jb.put(0, (TS0 + FRAME) % 2**32, _payload(1), 0.07)  # 50 ms late but not dropped
+    assert _pull(jb)[0][0].tobytes() == _payload(1)
+    assert jb.stats(0).late == 0
+
+
+def test_slots_move_with_their_state() -> None:
+    jb = JitterBuffer(2)
+    _start(jb, 0)
+    _start(jb, 1)
+    jb.put(1, 5000, _payload(4), 0.0)
+    jb.move(1, 0)
+    _delay(jb)
+    assert _pull(jb, 1)[0][0].tobytes() == _payload(4)
