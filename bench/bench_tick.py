@@ -1,8 +1,17 @@
-"""Cost of one media tick for 1000/2000/4000 channels, against a per-channel Python loop doing the same work.
+"""Cost of one media tick for 1000/2000/4000 legs, against a per-channel Python loop doing the same work.
 
-Both sides build every channel's 20 ms RTP packet: gather 160 samples (half the channels play a prompt,
-half carry silence), encode G.711 by table (half PCMU, half PCMA), write the 12-byte header. Sending is
-measured apart, per packet, on one loopback socket. Prints JSON; runs in a few seconds.
+Scenarios (every leg receives one 20 ms packet per tick, put into its jitter buffer before the tick):
+
+- ``players``: no bridge, half the legs play a prompt (the first engine's work: gather, encode, headers);
+- ``bridge-transcode``: legs bridged in pairs, PCMU to PCMA: jitter pull, decode, conceal, mix (index
+  swap), encode, headers;
+- ``bridge-passthrough``: legs bridged in pairs, PCMU to PCMU: payloads pass through, nothing decoded;
+- ``rooms``: rooms of 4 legs: decode, conceal, room total minus own, clip, encode.
+
+The baseline, in the same run, is a per-leg Python loop doing the ``bridge-transcode`` work with the same
+numpy tables (decode the partner's frame, encode, pack the header), timed over fewer ticks. ``put_us`` is
+the jitter buffer's cost per received packet. Sending is measured apart, per packet, on one loopback
+socket. Prints JSON; runs in about a minute.
 
     python bench/bench_tick.py
 """
@@ -23,55 +32,80 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "codecs")]
 
 from switch.media.channels import ChannelTable  # noqa: E402
-from voicecodecs.g711 import ALAW_ENCODE, ULAW_ENCODE  # noqa: E402
+from switch.media.codec_registry import DECODE, ENCODE  # noqa: E402
+from switch.media.pipeline import Pipeline  # noqa: E402
+from switch.media.recorder import WavWriter  # noqa: E402
+from voicecodecs.g711 import ALAW_ENCODE, ULAW_DECODE, ULAW_ENCODE  # noqa: E402
 
 PROMPT = (8000 * np.sin(np.arange(24000) * 2 * np.pi * 440 / 8000)).astype(np.int16)
 HEADER = struct.Struct("!BBHII")
+SPEECH_BYTES = ULAW_ENCODE[(6000 * np.sin(np.arange(160 * 50) * 0.07)).astype(np.int16).view(np.uint16)]
 
 
-def vectorised(n: int, ticks: int) -> float:
+def _pipeline(n: int, scenario: str) -> tuple[Pipeline, ChannelTable]:
     table = ChannelTable(capacity=n)
+    ids: dict[int, int] = {}
+    pipeline = Pipeline(table, ids.__getitem__, WavWriter())
     rng = random.Random(1)
     for i in range(n):
         slot = table.add(rng)
-        codec = "PCMU" if i % 2 == 0 else "PCMA"
-        table.configure(
-            slot,
-            codec=codec,
-            payload_type=0 if codec == "PCMU" else 8,
-            sending=True,
-            expect_rx=True,
-            marker=True,
-        )
-        if i % 4 < 2:
+        pipeline.added(slot)
+        ids[i + 1] = slot
+        codec = "PCMA" if scenario == "bridge-transcode" and i % 2 else "PCMU"
+        table.configure(slot, codec=codec, payload_type=0, sending=True, expect_rx=True, marker=True)
+        if scenario == "players" and i % 4 < 2:
             table.play(slot, PROMPT, 0)
-    table.render()
+    for i in range(0, n, 2):
+        if scenario.startswith("bridge"):
+            pipeline.mixer.bridge(i + 1, i + 2)
+    if scenario == "rooms":
+        for i in range(n):
+            pipeline.mixer.join_room(i + 1, f"room{i // 4}")
+    return pipeline, table
+
+
+def _feed(pipeline: Pipeline, n: int, tick: int) -> float:
+    """One packet per leg into the jitter buffers; returns seconds spent."""
+    payload = memoryview(SPEECH_BYTES[(tick % 50) * 160 : (tick % 50 + 1) * 160].tobytes())
+    put = pipeline.jitter.put
+    ts = 160 * tick
+    now = tick * 0.02
     start = time.perf_counter()
-    for _ in range(ticks):
-        table.render()
-    return (time.perf_counter() - start) / ticks
+    for slot in range(n):
+        put(slot, ts, payload, now)
+    return time.perf_counter() - start
 
 
-def per_channel_loop(n: int, ticks: int) -> float:
-    silence = np.zeros(160, dtype=np.int16)
-    pos = [0] * n
+def vectorised(n: int, scenario: str, ticks: int) -> tuple[float, float, bool]:
+    pipeline, table = _pipeline(n, scenario)
+    for k in range(5):
+        _feed(pipeline, n, k)
+        pipeline.run()
+    put_time = 0.0
+    elapsed = 0.0
+    for k in range(5, 5 + ticks):
+        put_time += _feed(pipeline, n, k)
+        start = time.perf_counter()
+        pipeline.run()
+        elapsed += time.perf_counter() - start
+    return elapsed / ticks, put_time / (ticks * n), pipeline.decoded
+
+
+def per_leg_loop(n: int, ticks: int) -> float:
+    """The bridge-transcode work one leg at a time: decode partner's frame, encode, header."""
+    frames = [SPEECH_BYTES[:160].copy() for _ in range(n)]
     seq = [random.getrandbits(16) for _ in range(n)]
     ts = [random.getrandbits(32) for _ in range(n)]
     ssrc = [random.getrandbits(32) for _ in range(n)]
     tables = [ULAW_ENCODE if i % 2 == 0 else ALAW_ENCODE for i in range(n)]
-    pts = [0 if i % 2 == 0 else 8 for i in range(n)]
     packets: list[bytes] = [b""] * n
     start = time.perf_counter()
     for _ in range(ticks):
         for i in range(n):
-            if i % 4 < 2:
-                p = pos[i]
-                frame = PROMPT[p : p + 160]
-                pos[i] = (p + 160) % len(PROMPT)
-            else:
-                frame = silence
-            payload = tables[i][frame.view(np.uint16)].tobytes()
-            packets[i] = HEADER.pack(0x80, pts[i], seq[i], ts[i], ssrc[i]) + payload
+            partner = i ^ 1
+            pcm = ULAW_DECODE[frames[partner]]
+            payload = tables[i][pcm.view(np.uint16)].tobytes()
+            packets[i] = HEADER.pack(0x80, 0, seq[i], ts[i], ssrc[i]) + payload
             seq[i] = (seq[i] + 1) & 0xFFFF
             ts[i] = (ts[i] + 160) & 0xFFFFFFFF
     return (time.perf_counter() - start) / ticks
@@ -98,26 +132,29 @@ def sendto_cost(packets: int) -> float:
 
 
 def main() -> None:
+    assert DECODE.size and ENCODE.size
     results = []
     for n in (1000, 2000, 4000):
-        fast = vectorised(n, 200)
-        slow = per_channel_loop(n, 10)
-        results.append(
-            {
-                "channels": n,
-                "tick_ms": round(fast * 1e3, 3),
-                "per_channel_loop_ms": round(slow * 1e3, 3),
-                "speedup": round(slow / fast, 1),
-                "tick_budget_used": round(fast / 0.020, 4),
+        baseline = per_leg_loop(n, 5)
+        row: dict[str, object] = {"legs": n, "per_leg_loop_ms": round(baseline * 1e3, 3)}
+        for scenario in ("players", "bridge-transcode", "bridge-passthrough", "rooms"):
+            tick, put, decoded = vectorised(n, scenario, 100)
+            row[scenario] = {
+                "tick_ms": round(tick * 1e3, 3),
+                "share_of_20ms": round(tick / 0.020, 4),
+                "decoded": decoded,
             }
-        )
-    per_packet = sendto_cost(20000)
+            row["put_us_per_packet"] = round(put * 1e6, 2)
+        transcode = row["bridge-transcode"]
+        assert isinstance(transcode, dict)
+        row["speedup_vs_loop"] = round(baseline * 1e3 / transcode["tick_ms"], 1)
+        results.append(row)
     print(
         json.dumps(
             {
                 "tick": results,
-                "sendto_us_per_packet": round(per_packet * 1e6, 2),
-                "note": "tick_ms: render only (gather, encode, headers); sending adds channels x sendto",
+                "sendto_us_per_packet": round(sendto_cost(20000) * 1e6, 2),
+                "note": "tick_ms excludes socket I/O; each leg adds one sendto and one receive per tick",
             },
             indent=2,
         )
