@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -76,7 +77,7 @@ async def test_save_call_upserts_and_keeps_creation_order(store: SQLiteStore) ->
     first, second = call(1, status="queued"), call(2, status="queued")
     store.save_call(first)
     store.save_call(second)
-    await store.save_call(CallRecord(**{**_fields(first), "status": "completed", "duration": 7}))
+    await store.save_call(replace(first, status="completed", duration=7))
     fetched = await store.get_call(AC, first.sid)
     assert fetched is not None and fetched.status == "completed" and fetched.duration == 7
     listed = await store.list_calls(AC, CallFilter(), offset=0, limit=10)
@@ -87,7 +88,7 @@ async def test_save_call_upserts_and_keeps_creation_order(store: SQLiteStore) ->
 async def test_read_after_write_sees_the_write_without_awaiting_it(store: SQLiteStore) -> None:
     record = call(3, status="in-progress")
     store.save_call(record)  # not awaited: the FIFO queue orders it before the read
-    store.save_call(CallRecord(**{**_fields(record), "status": "completed"}))
+    store.save_call(replace(record, status="completed"))
     fetched = await store.get_call(AC, record.sid)
     assert fetched is not None and fetched.status == "completed"
 
@@ -214,7 +215,3 @@ def test_a_committed_write_survives_sigkill(tmp_path: Path) -> None:
     with sqlite3.connect(path) as connection:
         rows = connection.execute("SELECT sid, status FROM calls").fetchall()
     assert rows == [("CA" + "a" * 32, "completed")]
-
-
-def _fields(record: CallRecord) -> dict[str, object]:
-    return {name: getattr(record, name) for name in record.__slots__}
