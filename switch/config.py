@@ -35,6 +35,7 @@ class Settings:
     twiml_url: str | None = None
     data_dir: Path = Path("data")
     account_sid: str | None = None
+    auth_token: str | None = None
     force_rport: bool = False
     egress_allow: tuple[IPNetwork, ...] = ()
     t1: float = 0.5
@@ -77,6 +78,7 @@ _HELP = {
     "twiml_url": "the voice application: an http(s) URL or a TwiML file (default: the demo dialplan)",
     "data_dir": "directory for recordings, the database and caches (default ./data)",
     "account_sid": "AccountSid reported in webhooks (default: generated)",
+    "auth_token": "auth token of the REST API and webhook signatures (default: generated, kept in the data dir)",
     "force_rport": "answer every request at its source address, whatever its Via says",
     "egress_allow": "CIDR[,CIDR]: the only networks the switch may send to (default: anywhere)",
     "t1": "SIP timer T1 in seconds (RFC 3261, default 0.5)",
@@ -169,7 +171,7 @@ def _convert(name: str, raw: object) -> object:
                 return None
             # A local document is kept as an absolute path, so a later chdir cannot change its meaning.
             return text if "://" in text else str(Path(text).expanduser().resolve())
-        if name == "account_sid":
+        if name in ("account_sid", "auth_token"):
             return str(raw) if str(raw) else None
         return raw
     except (ValueError, TypeError) as exc:
