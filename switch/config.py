@@ -78,7 +78,7 @@ _HELP = {
     "twiml_url": "the voice application: an http(s) URL or a TwiML file (default: the demo dialplan)",
     "data_dir": "directory for recordings, the database and caches (default ./data)",
     "account_sid": "AccountSid reported in webhooks (default: generated)",
-    "auth_token": "auth token of the REST API and webhook signatures (default: generated, kept in the data dir)",
+    "auth_token": "REST API auth token (default: generated, kept in the data directory)",
     "force_rport": "answer every request at its source address, whatever its Via says",
     "egress_allow": "CIDR[,CIDR]: the only networks the switch may send to (default: anywhere)",
     "t1": "SIP timer T1 in seconds (RFC 3261, default 0.5)",
