@@ -13,6 +13,7 @@ import signal
 import uuid
 from collections.abc import Iterable
 
+from switch.api import ApiServer, auth_token_for
 from switch.calls.call import Call
 from switch.calls.dtmf import INFO_CONTENT_TYPES
 from switch.calls.manager import CallManager
@@ -25,6 +26,7 @@ from switch.sip.core import CoreSettings, SipCore
 from switch.sip.events import RequestReceived
 from switch.sip.message import Request, Response
 from switch.sip.timers import TimerSettings
+from switch.store import SQLiteStore, Store
 from switch.transport.sip import SipTransport
 from switch.twiml.fetch import WebhookClient
 from switch.twiml.interpreter import Interpreter
@@ -106,6 +108,7 @@ class Switch:
         self.stopping = asyncio.Event()
         self.terminations = 0
         self.manager: CallManager | None = None
+        self.store: Store | None = None
         self.ready = asyncio.Event()
 
     async def run(self) -> None:
@@ -169,14 +172,28 @@ class Switch:
             dialplan=dialplan_for(settings),
         )
         self.manager = manager
+        store = SQLiteStore(settings.data_dir / "switch.db")
+        await store.open()
+        self.store = store
+        api = ApiServer(
+            manager,
+            store,
+            account_sid=account_sid,
+            auth_token=auth_token_for(settings.auth_token, settings.data_dir),
+            data_dir=settings.data_dir,
+            host=settings.host,
+            port=settings.http_port,
+        )
+        await api.start()
         await transport.start(settings.host, settings.sip_port)
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self._on_sigterm)
         loop.add_signal_handler(signal.SIGINT, self._on_sigint)
         log.info(
-            "switch ready sip=udp+tcp://%s:%d rtp=%d-%d application=%s AccountSid=%s",
+            "switch ready sip=udp+tcp://%s:%d http=%d rtp=%d-%d application=%s AccountSid=%s",
             settings.host,
             settings.sip_port,
+            settings.http_port,
             settings.rtp_ports[0],
             settings.rtp_ports[1],
             app_url,
@@ -198,9 +215,11 @@ class Switch:
         except TimeoutError:
             pass
         await asyncio.sleep(0.05)
+        await api.stop()
         await transport.stop()
         await media.stop()
         await client.close()
+        await store.close()
         log.info("switch stopped")
 
     def _on_sigterm(self) -> None:
