@@ -11,6 +11,7 @@ import logging
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,12 +20,13 @@ from numpy.typing import NDArray
 
 from switch.media.engine import MediaError
 from switch.sip.events import RequestReceived
-from switch.sip.message import Response, make_response
+from switch.sip.message import Request, Response, make_response
 from switch.sip.sdp import AudioAnswer
 
 if TYPE_CHECKING:
     from switch.calls.manager import CallManager
     from switch.media.recorder import RecordingResult
+    from switch.twiml.dial import DialRequest, DialResult
 
 log = logging.getLogger("switch.calls")
 
@@ -71,6 +73,8 @@ class Call:
         self.answered_at: float | None = None
         self.ended_at: float | None = None
         self.end_reason = ""
+        self.user: str | None = None
+        """The dialplan user this call authenticated as (a call from a registered phone), else None."""
         self.app_generation = 0
         """Bumped when the running application is replaced (REST update, Redirect from outside)."""
 
@@ -141,6 +145,12 @@ class Call:
     async def send_digits(self, digits: str) -> None:
         if not self.ended.is_set():
             await self.manager.media.send_dtmf(self.channel, digits)
+
+    async def dial(self, request: DialRequest) -> DialResult:
+        """Run ``<Dial>``: ring the nouns' destinations, bridge the first to answer (switch.calls.b2bua)."""
+        from switch.calls.b2bua import dial
+
+        return await dial(self, request)
 
     # -- media -----------------------------------------------------------------------------------------
     def configure_media(self, answer: AudioAnswer) -> None:
@@ -259,14 +269,44 @@ class OutboundCall(Call):
 
     direction = "outbound-api"
 
-    def __init__(self, manager: CallManager, channel: int, *, from_: str, to: str, sip_call_id: str) -> None:
-        super().__init__(manager, channel, from_=from_, to=to, caller_name="", sip_call_id=sip_call_id)
+    def __init__(
+        self,
+        manager: CallManager,
+        channel: int,
+        *,
+        from_: str,
+        to: str,
+        sip_call_id: str,
+        parent_call_sid: str | None = None,
+        direction: str = "outbound-api",
+    ) -> None:
+        super().__init__(
+            manager,
+            channel,
+            from_=from_,
+            to=to,
+            caller_name="",
+            sip_call_id=sip_call_id,
+            parent_call_sid=parent_call_sid,
+        )
+        self.direction = direction
         self.invite_transaction: str | None = None
         self.cancel_status = "canceled"
         """What a CANCEL we send ends as: canceled (the API asked) or no-answer (our timeout)."""
         self.timeout_handle: asyncio.TimerHandle | None = None
         self.application: tuple[str, str, bytes | None] = ("", "POST", None)
         """The application to run once answered: (url, method, inline TwiML)."""
+        self.invite_request: Request | None = None
+        """The INVITE as last sent (no Via): sent again with credentials after 401/407, or to a 3xx target."""
+        self.destination: tuple[str, int] = ("127.0.0.1", 5060)
+        self.transport = "UDP"
+        self.connection: object | None = None
+        self.credentials: tuple[str, str] | None = None
+        """(username, password) to answer a 401/407 challenge with (Dial's Sip noun, a trunk)."""
+        self.auth_attempts = 0
+        self.redirects = 0
+        self.on_answered: Callable[[OutboundCall], None] | None = None
+        """Called instead of starting an application when answered (a Dial leg: the B2BUA bridges it)."""
 
     async def hangup(self) -> None:
         if self.ended.is_set():

@@ -18,8 +18,12 @@ from typing import Protocol
 
 from switch.calls.call import FINAL_STATUSES, Call, InboundCall, OutboundCall
 from switch.calls.dtmf import digits_from_info
+from switch.calls.registrar import Authenticator, Registrar
+from switch.dialplan import Dialplan
 from switch.media.engine import MediaEngine, MediaError
 from switch.media.tts import TextToSpeech
+from switch.sip.auth import AuthError, NonceManager, build_authorization, parse_digest_challenge
+from switch.sip.errors import SipParseError
 from switch.sip.events import (
     AckTimeout,
     CancelReceived,
@@ -81,6 +85,8 @@ class CallManager:
         egress_allowed: Callable[[str], bool] = lambda ip: True,
         max_calls: int = 0,
         allowed_methods: frozenset[str] = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS"}),
+        dialplan: Dialplan | None = None,
+        nonce_lifetime: float = 300.0,
     ) -> None:
         self.sip = sip
         self.media = media
@@ -103,6 +109,11 @@ class CallManager:
         self._tasks: set[asyncio.Task[None]] = set()
         self._app_tasks: dict[str, dict[int, asyncio.Task[None]]] = {}  # CallSid -> generation -> task
         self._session_id = secrets.randbelow(2**31)
+        self.dialplan = dialplan or Dialplan()
+        self.auth = Authenticator(
+            self.dialplan.users, self.dialplan.realm, NonceManager(secrets.token_bytes(32), nonce_lifetime)
+        )
+        self.registrar = Registrar(self.auth)
         self.all_ended = asyncio.Event()
         self.all_ended.set()
         media.on_dtmf = self._on_dtmf
@@ -223,6 +234,11 @@ class CallManager:
             request = event.request
             if event.dialog_id is None and request.method == "INVITE":
                 self._on_invite(event)
+            elif event.dialog_id is None and request.method == "REGISTER":
+                response = self.registrar.handle_register(
+                    request, event.source, event.transport, event.connection, time.time()
+                )
+                self.respond(event, response)
             elif event.dialog_id is not None:
                 self._on_in_dialog(event)
             else:
@@ -274,9 +290,27 @@ class CallManager:
         except SdpError as exc:
             self.respond(event, make_response(request, 400, f"Bad SDP: {exc}"[:120]))
             return
-        self._spawn(self._start_inbound(event, offer))
+        from_uri = request.from_.uri
+        from_user = from_uri.user if isinstance(from_uri, SipURI) else None
+        user: str | None = None
+        if from_user is not None and from_user in self.dialplan.users:
+            # A configured user's name in From: prove it (407), or the call is refused.
+            result = self.auth.check(request, time.time(), proxy=True)
+            if result.user != from_user:
+                self.respond(
+                    event, self.auth.challenge(request, 407, time.time(), user=from_user, stale=result.stale)
+                )
+                return
+            user = result.user
+        called = request.uri.user if isinstance(request.uri, SipURI) else ""
+        route = self.dialplan.route_for(called or "", authenticated=user is not None)
+        self._spawn(
+            self._start_inbound(event, offer, route.twiml if route is not None else self.app_url, user)
+        )
 
-    async def _start_inbound(self, event: RequestReceived, offer: SessionDescription) -> None:
+    async def _start_inbound(
+        self, event: RequestReceived, offer: SessionDescription, app_url: str, user: str | None
+    ) -> None:
         request = event.request
         try:
             channel = await self.media.create_channel()
@@ -300,6 +334,7 @@ class CallManager:
             self.respond(event, make_response(request, 488))
             return
         call = InboundCall(self, event, channel, answer)
+        call.user = user
         self._track(call)
         log.info(
             "call start CallSid=%s From=%s To=%s SipCallId=%s",
@@ -310,7 +345,7 @@ class CallManager:
         )
         for listener in self._listeners:
             listener(call, call.status)
-        self.start_application(call, self.app_url)
+        self.start_application(call, app_url)
 
     def _on_in_dialog(self, event: RequestReceived) -> None:
         request = event.request
@@ -406,6 +441,65 @@ class CallManager:
         self, call: OutboundCall, uri: SipURI, url: str | None, twiml: str | None, method: str, timeout: int
     ) -> None:
         call.application = (url or "", method, twiml.encode() if twiml is not None else None)
+        self.send_invite(call, uri, timeout=timeout)
+
+    async def create_leg(
+        self,
+        parent: Call,
+        uri: SipURI,
+        *,
+        from_: str,
+        timeout: float,
+        on_answered: Callable[[OutboundCall], None],
+        destination: tuple[str, int] | None = None,
+        transport: str | None = None,
+        credentials: tuple[str, str] | None = None,
+        to: str | None = None,
+    ) -> OutboundCall:
+        """An outbound leg for ``<Dial>`` (direction outbound-dial, child of ``parent``), INVITE sent.
+
+        ``destination``/``transport`` override where the INVITE goes (a registered contact behind NAT);
+        ``credentials`` answer a 401/407; ``on_answered(leg)`` runs when it answers (no application).
+        Raises MediaError when no channel is free, ValueError for a destination the switch may not reach.
+        """
+        target = destination or (uri.host.strip("[]"), uri.port or 5060)
+        if not self.egress_allowed(target[0]):
+            raise ValueError(f"{uri} is not a destination this switch may call")
+        channel = await self.media.create_channel()
+        leg = OutboundCall(
+            self,
+            channel,
+            from_=from_,
+            to=to or str(uri),
+            sip_call_id=f"{uuid.uuid4().hex}@switch",
+            parent_call_sid=parent.sid,
+            direction="outbound-dial",
+        )
+        leg.credentials = credentials
+        leg.on_answered = on_answered
+        self._track(leg)
+        for listener in self._listeners:
+            listener(leg, leg.status)
+        log.info(
+            "call start CallSid=%s From=%s To=%s direction=outbound-dial ParentCallSid=%s",
+            leg.sid,
+            from_,
+            leg.to,
+            parent.sid,
+        )
+        self.send_invite(leg, uri, timeout=timeout, destination=destination, transport=transport)
+        return leg
+
+    def send_invite(
+        self,
+        call: OutboundCall,
+        uri: SipURI,
+        *,
+        timeout: float,
+        destination: tuple[str, int] | None = None,
+        transport: str | None = None,
+    ) -> None:
+        """The first INVITE of an outbound call (with our SDP offer) and its no-answer timer."""
         offer = create_offer(
             self.contact_host, self.media.local_port(call.channel), SUPPORTED_CODECS, self._session_id, 1
         )
@@ -423,16 +517,62 @@ class CallManager:
                 ("Content-Type", "application/sdp"),
             ]
         )
-        transport = (uri.params.get("transport") or "udp").upper()
-        destination = (uri.host.strip("[]"), uri.port or 5060)
-        call.invite_transaction = self.sip.send_request(
-            Request("INVITE", uri, headers, offer), destination, transport
-        )
-        self.by_transaction[call.invite_transaction] = call
+        call.transport = (transport or uri.params.get("transport") or "udp").upper()
+        call.destination = destination or (uri.host.strip("[]"), uri.port or 5060)
+        self._send_invite(call, Request("INVITE", uri, headers, offer))
         self.set_status(call, "initiated")
         call.timeout_handle = asyncio.get_running_loop().call_later(
             timeout, self.cancel_outbound, call, "no-answer"
         )
+
+    def _send_invite(self, call: OutboundCall, request: Request) -> None:
+        call.invite_request = request
+        call.invite_transaction = self.sip.send_request(request, call.destination, call.transport)
+        self.by_transaction[call.invite_transaction] = call
+
+    def _retry_invite(self, call: OutboundCall, response: Response) -> bool:
+        """Answer a 401/407 with credentials, or follow a 3xx's Contact; False when neither applies."""
+        request = call.invite_request
+        if request is None or call.ended.is_set():
+            return False
+        status = response.status
+        headers = request.headers.copy()
+        uri = request.uri
+        if status in (401, 407) and call.credentials is not None and call.auth_attempts < 2:
+            name = "WWW-Authenticate" if status == 401 else "Proxy-Authenticate"
+            challenges = []
+            for value in response.headers.get_all(name):
+                try:
+                    challenges.append(parse_digest_challenge(value))
+                except AuthError:
+                    continue
+            if not challenges:
+                return False
+            challenge = next((c for c in challenges if c.algorithm == "SHA-256"), challenges[0])
+            username, password = call.credentials
+            call.auth_attempts += 1
+            authorization = build_authorization(
+                challenge, username, password, "INVITE", str(uri), secrets.token_hex(8), 1
+            )
+            headers.set("Authorization" if status == 401 else "Proxy-Authorization", authorization)
+        elif 300 <= status < 400 and call.redirects < 3:
+            try:
+                contacts = response.contacts
+            except SipParseError:
+                return False
+            target = next((c.uri for c in contacts if isinstance(c.uri, SipURI)), None)
+            if not isinstance(target, SipURI) or not self.egress_allowed(target.host.strip("[]")):
+                return False
+            call.redirects += 1
+            uri = target
+            call.destination = (target.host.strip("[]"), target.port or 5060)
+            call.transport = (target.params.get("transport") or "udp").upper()
+            log.info("CallSid=%s redirected (%d) to %s", call.sid, status, target)
+        else:
+            return False
+        headers.set("CSeq", f"{request.cseq.seq + 1} INVITE")
+        self._send_invite(call, Request("INVITE", uri, headers, request.body))
+        return True
 
     def cancel_outbound(self, call: OutboundCall, status: str) -> None:
         """Stop an outbound call that is not answered yet: CANCEL it if it is ringing."""
@@ -451,6 +591,8 @@ class CallManager:
             return
         self.by_transaction.pop(event.transaction_id, None)
         call.sip_response_code = status
+        if 300 <= status < 500 and status != 487 and self._retry_invite(call, response):
+            return
         if call.timeout_handle is not None:
             call.timeout_handle.cancel()
         if status >= 300:
@@ -481,6 +623,9 @@ class CallManager:
         call.answered = True
         call.answered_at = time.time()
         self.set_status(call, "in-progress")
+        if call.on_answered is not None:
+            call.on_answered(call)
+            return
         url, method, twiml = call.application
         self.start_application(call, url, method, twiml)
 

@@ -1,0 +1,258 @@
+"""``<Dial>`` as a back-to-back user agent: place the legs, bridge the first to answer, end cleanly.
+
+Each noun becomes one or more outbound legs (direction ``outbound-dial``, ParentCallSid = the caller): a
+``Sip`` URI (with its username/password for a 401/407), a ``Client`` (every registered contact of the user,
+sent where its REGISTER came from), a ``Number`` (through the first trunk of the dialplan that allows it).
+All legs ring in parallel; the first to answer is bridged with the caller through the media engine and the
+others are cancelled. A caller who hangs up while the legs ring makes the switch CANCEL them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from switch.calls.call import OutboundCall
+from switch.media.engine import MediaError
+from switch.sip.uri import SipURI, parse_uri
+from switch.twiml.dial import DialRequest, DialResult, DialTarget
+
+if TYPE_CHECKING:
+    from switch.calls.call import Call
+
+__all__ = ["LegPlan", "dial", "plan_legs", "ringback"]
+
+log = logging.getLogger("switch.calls")
+
+
+@dataclass(frozen=True, slots=True)
+class LegPlan:
+    """Where one leg goes: the Request-URI, the To, the address/transport to send to, credentials."""
+
+    uri: SipURI
+    to: str
+    from_: str
+    destination: tuple[str, int] | None = None
+    transport: str | None = None
+    credentials: tuple[str, str] | None = None
+    send_digits: str = ""
+
+
+def _user_of(uri_text: str) -> str:
+    try:
+        uri = parse_uri(uri_text)
+    except Exception:
+        return uri_text
+    return uri.user or "" if isinstance(uri, SipURI) else uri_text
+
+
+def plan_legs(call: Call, request: DialRequest, now: float) -> list[LegPlan]:
+    """The legs ``request`` asks for, in noun order; nouns that lead nowhere are logged and left out."""
+    manager = call.manager
+    caller_id = request.caller_id or _user_of(call.from_) or "switch"
+    plans: list[LegPlan] = []
+    for target in request.targets:
+        plans += _plan_target(call, target, caller_id, now)
+    if not plans:
+        log.info("Dial CallSid=%s: no destination to ring", call.sid)
+    del manager
+    return plans
+
+
+def _plan_target(call: Call, target: DialTarget, caller_id: str, now: float) -> list[LegPlan]:
+    manager = call.manager
+    if target.kind == "sip":
+        try:
+            uri = parse_uri(target.value)
+        except Exception:
+            uri = None
+        if not isinstance(uri, SipURI):
+            log.warning("Dial CallSid=%s: <Sip> %r is not a SIP URI", call.sid, target.value)
+            return []
+        credentials = (target.username, target.password or "") if target.username else None
+        return [LegPlan(uri, str(uri), caller_id, credentials=credentials)]
+    if target.kind == "client":
+        bindings = manager.registrar.contacts(target.value, now)
+        plans = []
+        for binding in bindings:
+            contact = parse_uri(binding.contact)
+            if isinstance(contact, SipURI):
+                to = f"sip:{target.value}@{manager.contact_host}:{manager.contact_port}"
+                plans.append(LegPlan(contact, to, caller_id, binding.source, binding.transport))
+        if not plans:
+            log.info("Dial CallSid=%s: client %r is not registered", call.sid, target.value)
+        return plans
+    if target.kind == "number":
+        number = target.value.replace(" ", "")
+        trunk = manager.dialplan.trunk_for(number)
+        if trunk is None:
+            log.warning("Dial CallSid=%s: no trunk may call %r", call.sid, number)
+            return []
+        gateway = parse_uri(trunk.gateway)
+        if not isinstance(gateway, SipURI):
+            return []
+        uri = SipURI(gateway.scheme, number, None, gateway.host, gateway.port, dict(gateway.params), {})
+        credentials = (trunk.username, trunk.password or "") if trunk.username else None
+        return [
+            LegPlan(
+                uri,
+                str(uri),
+                trunk.caller_id_for(caller_id),
+                credentials=credentials,
+                send_digits=target.send_digits,
+            )
+        ]
+    log.warning("Dial CallSid=%s: <%s> is not supported yet", call.sid, target.kind.capitalize())
+    return []
+
+
+_RINGBACK: NDArray[np.int16] | None = None
+
+
+def ringback() -> NDArray[np.int16]:
+    """One North American ringback cycle at 8 kHz: 440 + 480 Hz for 2 s, then 4 s of silence."""
+    global _RINGBACK
+    if _RINGBACK is None:
+        t = np.arange(16000) / 8000.0
+        tone = 0.1 * (np.sin(2 * np.pi * 440 * t) + np.sin(2 * np.pi * 480 * t))
+        cycle = np.zeros(48000, dtype=np.int16)
+        cycle[:16000] = np.round(tone * 32767).astype(np.int16)
+        _RINGBACK = cycle
+    return _RINGBACK
+
+
+def _final_status(legs: list[OutboundCall]) -> str:
+    statuses = {leg.status for leg in legs}
+    for status in ("busy", "no-answer", "failed"):
+        if status in statuses:
+            return status
+    return "canceled" if statuses == {"canceled"} else "failed"
+
+
+def _media_call(call: Call, name: str) -> Callable[..., None] | None:
+    method = getattr(call.manager.media, name, None)
+    return method if callable(method) else None
+
+
+async def dial(call: Call, request: DialRequest) -> DialResult:
+    """Run one ``<Dial>`` for ``call``; returns when the bridge (or the attempt) is over."""
+    manager = call.manager
+    plans = plan_legs(call, request, time.time())
+    if not plans:
+        return DialResult("failed")
+    loop = asyncio.get_running_loop()
+    winner: asyncio.Future[OutboundCall] = loop.create_future()
+
+    def on_answered(leg: OutboundCall) -> None:
+        if winner.done() or call.ended.is_set():
+            asyncio.ensure_future(leg.hangup())  # a second answer, or too late: BYE
+        else:
+            winner.set_result(leg)
+
+    legs: list[OutboundCall] = []
+    ringing: asyncio.Task[None] | None = None
+    try:
+        for plan in plans:
+            try:
+                leg = await manager.create_leg(
+                    call,
+                    plan.uri,
+                    from_=plan.from_,
+                    to=plan.to,
+                    timeout=request.timeout,
+                    on_answered=on_answered,
+                    destination=plan.destination,
+                    transport=plan.transport,
+                    credentials=plan.credentials,
+                )
+            except (ValueError, MediaError) as exc:
+                log.warning("Dial CallSid=%s: cannot call %s: %s", call.sid, plan.uri, exc)
+                continue
+            legs.append(leg)
+        if not legs:
+            return DialResult("failed")
+        if call.answered:
+            ringing = asyncio.ensure_future(call.play(ringback(), 0))
+        else:
+            await call.ringing()
+        all_ended = asyncio.ensure_future(_all_ended(legs))
+        caller_gone = asyncio.ensure_future(call.ended.wait())
+        try:
+            racers: set[asyncio.Future[Any]] = {winner, all_ended, caller_gone}
+            await asyncio.wait(racers, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            all_ended.cancel()
+            caller_gone.cancel()
+        if call.ended.is_set() and not winner.done():
+            for leg in legs:
+                await leg.hangup()  # CANCEL
+            return DialResult("canceled", legs[0].sid if len(legs) == 1 else None)
+        if ringing is not None:
+            ringing.cancel()
+        if not winner.done():
+            return DialResult(_final_status(legs), legs[0].sid if len(legs) == 1 else None)
+        leg = winner.result()
+        for other in legs:
+            if other is not leg:
+                await other.hangup()
+        return await _bridge(call, leg, request, plans[legs.index(leg)].send_digits)
+    finally:
+        if ringing is not None:
+            ringing.cancel()
+        if not winner.done():
+            winner.cancel()
+        for leg in legs:
+            if not leg.ended.is_set():
+                await leg.hangup()  # CANCEL while ringing, BYE once answered
+
+
+async def _bridge(call: Call, leg: OutboundCall, request: DialRequest, send_digits: str) -> DialResult:
+    """Bridge the caller and the answered leg until one hangs up, the time limit, or ``*``."""
+    if not call.answered:
+        await call.answer()
+    bridge = _media_call(call, "bridge")
+    unbridge = _media_call(call, "unbridge")
+    if bridge is not None:
+        bridge(call.channel, leg.channel)
+    else:
+        log.warning(
+            "Dial CallSid=%s: the media engine cannot bridge yet; no audio between the legs", call.sid
+        )
+    if send_digits:
+        await leg.send_digits(send_digits)
+    waits: set[asyncio.Future[Any]] = {
+        asyncio.ensure_future(leg.ended.wait()),
+        asyncio.ensure_future(call.ended.wait()),
+    }
+    if request.hangup_on_star:
+        waits.add(asyncio.ensure_future(_star(call)))
+    try:
+        await asyncio.wait(waits, timeout=request.time_limit, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waits:
+            waiter.cancel()
+        if unbridge is not None and not call.ended.is_set():
+            try:
+                unbridge(call.channel)
+            except MediaError:
+                pass
+        if not leg.ended.is_set():
+            await leg.hangup()
+    return DialResult("completed", leg.sid, leg.duration, bridged=True)
+
+
+async def _all_ended(legs: list[OutboundCall]) -> None:
+    for leg in legs:
+        await leg.ended.wait()
+
+
+async def _star(call: Call) -> None:
+    while await call.digits.get() != "*":
+        pass

@@ -1,0 +1,297 @@
+"""``<Dial>`` and its nouns (Number, Sip, Client, Queue): connect the caller to another party.
+
+The verb only describes what to dial; the call layer does it (``Dialer.dial``: the B2BUA places the legs,
+bridges the first that answers and returns how it went). After the bridge the caller goes on with the
+``action`` document (DialCallStatus, DialCallSid, DialCallDuration, DialBridged) or with the next verb.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import ClassVar, Protocol, Self, runtime_checkable
+from xml.etree.ElementTree import Element
+
+from switch.twiml.session import Action, Outcome, RunContext
+from switch.twiml.urls import resolve_url
+from switch.twiml.verbs import Verb, warn
+
+__all__ = ["Dial", "DialRequest", "DialResult", "DialTarget", "Dialer"]
+
+log = logging.getLogger("switch.twiml")
+
+NOUNS = ("Number", "Sip", "Client", "Queue", "Conference")
+RECORD_MODES = (
+    "do-not-record",
+    "record-from-answer",
+    "record-from-ringing",
+    "record-from-answer-dual",
+    "record-from-ringing-dual",
+)
+_NOUN_ATTRIBUTES = {
+    "Number": frozenset({"sendDigits", "url", "method", "statusCallback", "statusCallbackEvent", "byoc"}),
+    "Sip": frozenset({"username", "password", "url", "method", "statusCallback", "statusCallbackEvent"}),
+    "Client": frozenset({"url", "method", "statusCallback", "statusCallbackEvent"}),
+    "Queue": frozenset({"url", "method", "reservationSid", "postWorkActivitySid"}),
+    "Conference": frozenset(
+        {
+            "muted",
+            "beep",
+            "startConferenceOnEnter",
+            "endConferenceOnExit",
+            "waitUrl",
+            "waitMethod",
+            "maxParticipants",
+            "record",
+            "statusCallback",
+            "statusCallbackEvent",
+            "statusCallbackMethod",
+        }
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DialTarget:
+    """One noun: ``kind`` is number, sip, client, queue or conference; ``value`` its text."""
+
+    kind: str
+    value: str
+    username: str | None = None
+    password: str | None = None
+    send_digits: str = ""
+    url: str = ""
+    method: str = "POST"
+
+
+@dataclass(frozen=True, slots=True)
+class DialRequest:
+    targets: tuple[DialTarget, ...]
+    timeout: int = 30
+    caller_id: str | None = None
+    time_limit: int = 14400
+    hangup_on_star: bool = False
+    answer_on_bridge: bool = False
+    record: str = "do-not-record"
+    ring_tone: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DialResult:
+    """``status``: completed, busy, no-answer, failed or canceled (Twilio's DialCallStatus)."""
+
+    status: str
+    call_sid: str | None = None
+    duration: int = 0
+    bridged: bool = False
+
+
+@runtime_checkable
+class Dialer(Protocol):
+    """What a call needs to run ``<Dial>`` (the call layer's calls implement it)."""
+
+    async def dial(self, request: DialRequest) -> DialResult: ...
+
+
+NEXT = Outcome(Action.NEXT)
+HANGUP = Outcome(Action.HANGUP)
+
+
+# Attribute helpers of our own, so this module needs only what switch.twiml.verbs has always had.
+def attributes_of(element: Element, allowed: frozenset[str]) -> dict[str, str]:
+    for name in element.attrib:
+        if name not in allowed:
+            warn(f"<{element.tag}> has unknown attribute {name!r}")
+    return {k: v for k, v in element.attrib.items() if k in allowed}
+
+
+def int_attr(element: Element, attrs: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = attrs.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        value = minimum - 1
+    if value < minimum:
+        warn(f"<{element.tag} {name}={raw!r}> is not an integer >= {minimum}; using {default}")
+        return default
+    return value
+
+
+def choice_attr(element: Element, attrs: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    raw = attrs.get(name)
+    if raw is None:
+        return choices[0]
+    for choice in choices:
+        if raw.strip().lower() == choice.lower():
+            return choice
+    warn(f"<{element.tag} {name}={raw!r}> is not one of {', '.join(choices)}; using {choices[0]}")
+    return choices[0]
+
+
+def bool_attr(element: Element, attrs: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = attrs.get(name)
+    if raw is None:
+        return default
+    text = raw.strip().lower()
+    if text in ("true", "false"):
+        return text == "true"
+    warn(f"<{element.tag} {name}={raw!r}> is not true or false; using {str(default).lower()}")
+    return default
+
+
+def _noun(element: Element, base_url: str) -> DialTarget | None:
+    tag = element.tag
+    if tag not in _NOUN_ATTRIBUTES:
+        warn(f"<Dial> cannot nest <{tag}>; ignored")
+        return None
+    attrs = attributes_of(element, _NOUN_ATTRIBUTES[tag])
+    text = (element.text or "").strip()
+    if tag == "Client" and not text:  # <Client><Identity>alice</Identity></Client>
+        identity = element.find("Identity")
+        text = (identity.text or "").strip() if identity is not None else ""
+    if not text:
+        warn(f"<{tag}> inside <Dial> is empty; ignored")
+        return None
+    url = attrs.get("url", "").strip()
+    return DialTarget(
+        kind=tag.lower(),
+        value=text,
+        username=attrs.get("username"),
+        password=attrs.get("password"),
+        send_digits=attrs.get("sendDigits", "").strip(),
+        url=resolve_url(base_url, url) if url else "",
+        method=choice_attr(element, attrs, "method", ("POST", "GET")),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Dial(Verb):
+    TAG: ClassVar[str] = "Dial"
+    ATTRIBUTES: ClassVar[frozenset[str]] = frozenset(
+        {
+            "action",
+            "method",
+            "timeout",
+            "callerId",
+            "hangupOnStar",
+            "timeLimit",
+            "record",
+            "answerOnBridge",
+            "ringTone",
+            "sequential",
+            "recordingStatusCallback",
+            "recordingStatusCallbackMethod",
+            "recordingStatusCallbackEvent",
+            "trim",
+            "referUrl",
+            "referMethod",
+        }
+    )
+    request: DialRequest
+    action: str = ""
+    method: str = "POST"
+
+    @classmethod
+    def from_element(cls, element: Element, base_url: str) -> Self:
+        attrs = attributes_of(element, cls.ATTRIBUTES)
+        targets: list[DialTarget] = []
+        text = (element.text or "").strip()
+        if text:  # <Dial>+15551234</Dial>
+            targets.append(DialTarget("number", text))
+        for child in element:
+            target = _noun(child, base_url)
+            if target is not None:
+                targets.append(target)
+        if not targets:
+            warn("<Dial> has nothing to dial")
+        action = attrs.get("action", "").strip()
+        return cls(
+            request=DialRequest(
+                targets=tuple(targets),
+                timeout=int_attr(element, attrs, "timeout", 30, minimum=1),
+                caller_id=attrs.get("callerId") or None,
+                time_limit=int_attr(element, attrs, "timeLimit", 14400, minimum=1),
+                hangup_on_star=bool_attr(element, attrs, "hangupOnStar", False),
+                answer_on_bridge=bool_attr(element, attrs, "answerOnBridge", False),
+                record=choice_attr(element, attrs, "record", RECORD_MODES),
+                ring_tone=attrs.get("ringTone") or None,
+            ),
+            action=resolve_url(base_url, action) if action else "",
+            method=choice_attr(element, attrs, "method", ("POST", "GET")),
+        )
+
+    async def run(self, ctx: RunContext) -> Outcome:
+        call = ctx.call
+        if not isinstance(call, Dialer):
+            warn("<Dial> is not available on this call; skipped", call_sid=call.sid)
+            return NEXT
+        if not self.request.targets:
+            return NEXT
+        if not self.request.answer_on_bridge:
+            await call.answer()
+        task = asyncio.ensure_future(call.dial(self.request))
+        try:
+            result = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if call.ended.is_set() and self.action:
+                # The caller hung up: the session ends, but the action still hears how the Dial went.
+                task.add_done_callback(lambda done: self._report_late(ctx, done))
+            else:
+                task.cancel()
+            raise
+        log.info(
+            "Dial ended CallSid=%s DialCallStatus=%s DialCallSid=%s bridged=%s",
+            call.sid,
+            result.status,
+            result.call_sid,
+            result.bridged,
+        )
+        if self.action:
+            return Outcome(Action.REDIRECT, self.action, self.method, _action_params(result))
+        if call.ended.is_set():
+            return HANGUP
+        return NEXT
+
+    def _report_late(self, ctx: RunContext, done: asyncio.Future[DialResult]) -> None:
+        if done.cancelled() or done.exception() is not None:
+            return
+        call = ctx.call
+        params = {
+            "CallSid": call.sid,
+            "AccountSid": call.account_sid or ctx.settings.account_sid,
+            "From": call.from_,
+            "To": call.to,
+            "CallStatus": "completed",
+            "ApiVersion": "2010-04-01",
+            "Direction": call.direction,
+            **_action_params(done.result()),
+        }
+        task = asyncio.ensure_future(_post_quietly(ctx, self.action, self.method, params))
+        _LATE_REPORTS.add(task)
+        task.add_done_callback(_LATE_REPORTS.discard)
+
+
+_LATE_REPORTS: set[asyncio.Future[None]] = set()
+
+
+def _action_params(result: DialResult) -> dict[str, str]:
+    params = {
+        "DialCallStatus": result.status,
+        "DialCallDuration": str(result.duration),
+        "DialBridged": "true" if result.bridged else "false",
+    }
+    if result.call_sid:
+        params["DialCallSid"] = result.call_sid
+    return params
+
+
+async def _post_quietly(ctx: RunContext, url: str, method: str, params: dict[str, str]) -> None:
+    """Request the action after the caller left; its TwiML is not run (there is nobody to run it for)."""
+    try:
+        await ctx.client.fetch(url, method, params)
+    except Exception as exc:  # the fetcher's errors are reported by it; nothing is waiting on this
+        log.info("Dial action %s after hangup failed: %s", url, exc)
