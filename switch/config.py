@@ -33,6 +33,7 @@ class Settings:
     http_port: int = 8080
     rtp_ports: tuple[int, int] = (20000, 29999)
     twiml_url: str | None = None
+    dialplan: Path | None = None
     data_dir: Path = Path("data")
     account_sid: str | None = None
     auth_token: str | None = None
@@ -76,6 +77,7 @@ _HELP = {
     "http_port": "HTTP port for the API and recordings (default 8080)",
     "rtp_ports": "RTP port range LOW-HIGH (default 20000-29999)",
     "twiml_url": "the voice application: an http(s) URL or a TwiML file (default: the demo dialplan)",
+    "dialplan": "a dialplan TOML file: users, routes, trunks (default: the demo one when no --twiml-url)",
     "data_dir": "directory for recordings, the database and caches (default ./data)",
     "account_sid": "AccountSid reported in webhooks (default: generated)",
     "auth_token": "REST API auth token (default: generated, kept in the data directory)",
@@ -160,6 +162,8 @@ def _convert(name: str, raw: object) -> object:
             )
         if name == "data_dir":
             return Path(str(raw)).expanduser()
+        if name == "dialplan":
+            return Path(str(raw)).expanduser().resolve() if str(raw) else None
         if name == "log_level":
             level = str(raw).upper()
             if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
