@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import NoReturn, overload
 from xml.etree.ElementTree import Element, TreeBuilder
 
+from switch.twiml.dial import Dial
 from switch.twiml.errors import PARSE_FAILURE, TwimlError
 from switch.twiml.urls import is_local
 from switch.twiml.verbs import UNSUPPORTED_VERBS, VERB_CLASSES, Unsupported, Verb, warn
@@ -112,7 +113,7 @@ def parse_twiml(data: bytes, *, base_url: str) -> Document:
         warn("text directly inside <Response> ignored")
     verbs: list[Verb] = []
     for element in root:
-        cls = VERB_CLASSES.get(element.tag)
+        cls = Dial if element.tag == Dial.TAG else VERB_CLASSES.get(element.tag)
         if cls is not None:
             verbs.append(cls.from_element(element, base_url))
         elif element.tag in UNSUPPORTED_VERBS:
