@@ -2,6 +2,7 @@
 trunks ``<Dial><Number>`` goes out through. Loaded from the TOML file named by ``--dialplan``::
 
     realm = "switch"                       # digest realm (default "switch")
+    algorithms = ["SHA-256", "MD5"]        # challenges offered (default both; baresip 1.0 wants MD5 only)
 
     [users.alice]
     password = "secret"                    # or ha1_md5 = "..." / ha1_sha256 = "..." (computed with the realm)
@@ -87,6 +88,7 @@ class Dialplan:
     users: Mapping[str, User] = field(default_factory=dict)
     routes: tuple[Route, ...] = ()
     trunks: Mapping[str, Trunk] = field(default_factory=dict)
+    algorithms: tuple[Algorithm, ...] = ("SHA-256", "MD5")
 
     def route_for(self, called_user: str, *, authenticated: bool) -> Route | None:
         """The first route matching ``called_user`` that this caller may reach (anonymous: public only)."""
@@ -152,7 +154,7 @@ def _twiml(value: str, base_dir: Path | None) -> str:
 
 def parse_dialplan(document: Mapping[str, Any], base_dir: Path | None = None) -> Dialplan:
     """Build a Dialplan from parsed TOML; relative ``twiml`` paths resolve against ``base_dir``."""
-    unknown = set(document) - {"realm", "users", "routes", "trunks"}
+    unknown = set(document) - {"realm", "algorithms", "users", "routes", "trunks"}
     if unknown:
         raise DialplanError(f"unknown top-level keys {sorted(unknown)}")
     realm = _text(document, "realm", "realm") or DEFAULT_REALM
@@ -207,7 +209,15 @@ def parse_dialplan(document: Mapping[str, Any], base_dir: Path | None = None) ->
             caller_id=_text(table, "caller_id", where) or "pass",
             allow=tuple(_pattern(p, where) for p in allow),
         )
-    return Dialplan(realm, users, tuple(routes), trunks)
+    raw_algorithms = document.get("algorithms", ["SHA-256", "MD5"])
+    if (
+        not isinstance(raw_algorithms, list)
+        or not raw_algorithms
+        or not all(a in ("SHA-256", "MD5") for a in raw_algorithms)
+    ):
+        raise DialplanError('algorithms must be a non-empty list of "SHA-256" and "MD5"')
+    algorithms = tuple(a for a in ("SHA-256", "MD5") if a in raw_algorithms)
+    return Dialplan(realm, users, tuple(routes), trunks, algorithms)  # type: ignore[arg-type]
 
 
 def load_dialplan(path: str | Path) -> Dialplan:

@@ -111,7 +111,10 @@ class CallManager:
         self._session_id = secrets.randbelow(2**31)
         self.dialplan = dialplan or Dialplan()
         self.auth = Authenticator(
-            self.dialplan.users, self.dialplan.realm, NonceManager(secrets.token_bytes(32), nonce_lifetime)
+            self.dialplan.users,
+            self.dialplan.realm,
+            NonceManager(secrets.token_bytes(32), nonce_lifetime),
+            algorithms=self.dialplan.algorithms,
         )
         self.registrar = Registrar(self.auth)
         self.all_ended = asyncio.Event()

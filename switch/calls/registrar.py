@@ -51,9 +51,16 @@ class Authenticator:
     """Digest challenges (401/407) and checks against the dialplan's users."""
 
     def __init__(
-        self, users: Mapping[str, User], realm: str, nonces: NonceManager, *, max_nonces: int = 10000
+        self,
+        users: Mapping[str, User],
+        realm: str,
+        nonces: NonceManager,
+        *,
+        algorithms: tuple[str, ...] = _ALL_ALGORITHMS,
+        max_nonces: int = 10000,
     ):
         self.users = users
+        self.algorithms = algorithms
         self.realm = realm
         self.nonces = nonces
         self._counts: OrderedDict[str, int] = OrderedDict()  # nonce -> highest nc seen
@@ -109,7 +116,8 @@ class Authenticator:
         response = make_response(request, status)
         header = "WWW-Authenticate" if status == 401 else "Proxy-Authenticate"
         known = self.users.get(user or "")
-        algorithms = known.algorithms if known is not None else _ALL_ALGORITHMS
+        offered = known.algorithms if known is not None else _ALL_ALGORITHMS
+        algorithms = [a for a in offered if a in self.algorithms] or list(offered)
         nonce = self.nonces.issue(now)
         for algorithm in algorithms:
             challenge = DigestChallenge(self.realm, nonce, algorithm=algorithm, qop="auth", stale=stale)  # type: ignore[arg-type]

@@ -99,6 +99,16 @@ def test_unknown_user_gets_the_same_challenge_as_a_known_one() -> None:
     assert again.status == 401
 
 
+def test_dialplan_algorithms_limit_the_challenges() -> None:
+    plan = parse_dialplan({"algorithms": ["MD5"], "users": {"alice": {"password": "wonderland"}}})
+    registrar = Registrar(
+        Authenticator(plan.users, plan.realm, NonceManager(SECRET, 30), algorithms=plan.algorithms)
+    )
+    for user in ("alice", "nobody"):
+        response = registrar.handle_register(register(user, []), SOURCE, "UDP", None, 1.0)
+        assert algorithms(response) == ["MD5"]
+
+
 def test_ha1_only_user_is_challenged_with_md5_only() -> None:
     response = make_registrar().handle_register(register("carol", []), SOURCE, "UDP", None, 1.0)
     assert [parse_digest_challenge(v).algorithm for v in response.headers.get_all("WWW-Authenticate")] == [
