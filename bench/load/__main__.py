@@ -3,6 +3,7 @@
     python -m bench.load rate --rate 500 --calls 15000 [--webhook] [--transport tcp]
     python -m bench.load ramp --start 250 --step-seconds 10 --budget 240 [--webhook]
     python -m bench.load memory --rate 800 --checkpoints 10000,100000
+    python -m bench.load capacity --rate 100 --calls 1000 --max-calls 100 --hold 2
     python -m bench.load peer --peer sippy --rate 100 --calls 3000 [--sippy-only]
 
 Prints a readable table on stderr and one JSON document on stdout.
@@ -16,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.load.run import RunResult, memory_run, peer_run, ramp, rate_run
+from bench.load.run import RunResult, capacity_run, memory_run, peer_run, ramp, rate_run
 
 COLUMNS = (
     ("label", "run", 26),
@@ -26,10 +27,12 @@ COLUMNS = (
     ("failed", "failed", 6),
     ("retransmissions", "retr", 5),
     ("late_messages", "late", 6),
+    ("refused_503", "503", 5),
     ("achieved_cps", "cps", 7),
     ("setup_p50_ms", "p50ms", 6),
     ("setup_p99_ms", "p99ms", 6),
     ("cpu_ms_per_call", "cpu ms/call", 11),
+    ("cpu_ms_per_call_net", "net ms/call", 11),
     ("peak_rss_mb", "peakMB", 7),
     ("rss_end_mb", "endMB", 7),
 )
@@ -73,6 +76,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     mem = modes.add_parser("memory", help="RSS after cumulative call counts on one switch")
     mem.add_argument("--rate", type=float, default=500.0)
     mem.add_argument("--checkpoints", default="10000,100000")
+    cap = modes.add_parser("capacity", help="drive past --max-calls: the excess must get 503")
+    cap.add_argument("--rate", type=float, default=100.0)
+    cap.add_argument("--calls", type=int, default=1000)
+    cap.add_argument("--max-calls", type=int, default=100)
+    cap.add_argument("--hold", type=float, default=2.0, help="seconds each admitted call lasts")
     peer = modes.add_parser("peer", help="Sippy B2BUA vs the switch's <Dial><Sip>, same caller and UAS")
     peer.add_argument("--peer", choices=("sippy",), default="sippy")
     peer.add_argument("--rate", type=float, default=100.0)
@@ -111,6 +119,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         document["rss_mb"] = {"start": results[0].rss_start_mb} | {
             str(c): r.rss_end_mb for c, r in zip(checkpoints, results, strict=True)
         }
+    elif args.mode == "capacity":
+        results = [
+            capacity_run(
+                rate=args.rate,
+                calls=args.calls,
+                max_calls=args.max_calls,
+                hold_seconds=args.hold,
+                base=args.workdir,
+            )
+        ]
     else:
         results = peer_run(
             rate=args.rate,

@@ -20,16 +20,19 @@ def _bindable(port: int, tcp: bool = True) -> bool:
     return True
 
 
-def free_range(count: int = 1, *, align: int = 1, tcp: bool = True) -> int:
-    """First port of `count` consecutive ports free for UDP (and TCP unless `tcp` is false) on 127.0.0.1."""
+def free_range(count: int = 1, *, align: int = 1, tcp: bool = True, remember: bool = True) -> int:
+    """First port of `count` consecutive ports free for UDP (and TCP unless `tcp` is false) on 127.0.0.1.
+    With `remember` false the range may be handed out again later (an RTP range, free once its switch stops).
+    """
     rng = random.Random()
-    for _ in range(200):
+    for _ in range(500):
         base = rng.randrange(30000, 60000 - count) // align * align
         span = range(base, base + count)
         if any(p in _given for p in span):
             continue
         if all(_bindable(p, tcp) for p in span):
-            _given.update(span)
+            if remember:
+                _given.update(span)
             return base
     raise RuntimeError(f"no {count} consecutive free ports on 127.0.0.1")
 

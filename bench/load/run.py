@@ -25,6 +25,7 @@ __all__ = [
     "memory_run",
     "peer_run",
     "ramp",
+    "capacity_run",
     "rate_run",
     "start_switch",
 ]
@@ -32,6 +33,7 @@ __all__ = [
 HANGUP = "<Response><Hangup/></Response>"
 MB = 1024 * 1024
 SETTLE = 0.5
+IDLE_PROBE = 2.0
 
 
 @dataclass
@@ -44,11 +46,14 @@ class RunResult:
     failed: int = 0
     retransmissions: int = 0
     late_messages: int = 0
+    refused_503: int = 0  # capacity runs: calls answered 503 (load-uac-invite-expect-bye-or-503)
     achieved_cps: float = 0.0
     setup_p50_ms: float | None = None
     setup_p99_ms: float | None = None
     cpu_s: float = 0.0
     cpu_ms_per_call: float | None = None
+    idle_cpu_per_s: float = 0.0  # the subject's CPU seconds per second with no calls (media clock, timers)
+    cpu_ms_per_call_net: float | None = None  # cpu_ms_per_call less the idle rate over the run's wall time
     rss_start_mb: float = 0.0
     rss_end_mb: float = 0.0
     peak_rss_mb: float = 0.0
@@ -145,7 +150,10 @@ def measure(
     result = RunResult(label, rate, calls, sipp_command=" ".join(caller.command))
     result.target_command = " ".join(subject.command)
     result.rss_start_mb = rss_bytes(pid) / MB
+    idle_from = cpu_seconds(pid)
+    time.sleep(IDLE_PROBE)
     before = cpu_seconds(pid)
+    result.idle_cpu_per_s = round((before - idle_from).total / IDLE_PROBE, 4)
     started = time.monotonic()
     with PeakSampler(pid) as sampler:
         if callee is not None:
@@ -158,6 +166,7 @@ def measure(
             callee.wait()
         time.sleep(SETTLE)
     after = cpu_seconds(pid)
+    elapsed = time.monotonic() - started
     result.rss_end_mb = rss_bytes(pid) / MB
     result.peak_rss_mb = sampler.peak / MB
     counters = caller.counters()
@@ -166,6 +175,7 @@ def measure(
     result.failed = counters.failed
     result.retransmissions = counters.retransmissions
     result.late_messages = counters.late_messages
+    result.refused_503 = counters.generic("refused")
     result.achieved_cps = round(counters.achieved_rate(), 1)
     p50 = percentile_ms(counters.setup_ms, 50)
     p99 = percentile_ms(counters.setup_ms, 99)
@@ -174,6 +184,8 @@ def measure(
     result.cpu_s = round((after - before).total, 3)
     if result.attempted:
         result.cpu_ms_per_call = round(1000 * result.cpu_s / result.attempted, 3)
+        net = result.cpu_s - result.idle_cpu_per_s * elapsed
+        result.cpu_ms_per_call_net = round(1000 * max(0.0, net) / result.attempted, 3)
     if result.failed or result.sipp_killed:
         result.notes.append(caller.errors(600))
     return result
@@ -209,6 +221,34 @@ def rate_run(
         switch.stop()
         if app is not None:
             app.stop()
+
+
+def capacity_run(
+    *,
+    rate: float,
+    calls: int,
+    max_calls: int,
+    hold_seconds: float = 2.0,
+    base: Path | None = None,
+) -> RunResult:
+    """Drive past `--max-calls`: each call holds `hold_seconds` (<Pause>) so about rate x hold are up at once;
+    the calls above `max_calls` must get 503 with Retry-After, the rest must complete."""
+    workdir = _workdir(base, f"capacity-{rate:g}-{max_calls}")
+    twiml = f'<Response><Pause length="{hold_seconds:g}"/><Hangup/></Response>'
+    switch, _ = start_switch(workdir, twiml=twiml, extra_args=("--max-calls", str(max_calls)))
+    try:
+        caller = _caller(
+            workdir / "sipp",
+            switch.target,
+            "load-uac-invite-expect-bye-or-503.xml",
+            rate=rate,
+            calls=calls,
+            limit=5000,
+            timeout=calls / rate + hold_seconds + 30,
+        )
+        return measure(f"max-calls {max_calls}", switch, caller, rate=rate, calls=calls)
+    finally:
+        switch.stop()
 
 
 def ramp(

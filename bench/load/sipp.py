@@ -62,6 +62,10 @@ class SippCounters:
         """Messages that arrived for calls SIPp had already finished (retransmissions from the far end)."""
         return self.count("DeadCallMsgs(C)")
 
+    def generic(self, name: str) -> int:
+        """A scenario's own counter (`counter="name"` on a message): the cumulative `name(C)` column."""
+        return self.count(f"{name}(C)")
+
     @property
     def unexpected(self) -> int:
         return self.count("FailedUnexpectedMessage(C)")

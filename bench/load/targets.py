@@ -119,7 +119,7 @@ class SwitchUnderTest(Managed):
         workdir.mkdir(parents=True, exist_ok=True)
         self.sip_port = free_port()
         self.http_port = free_port()
-        low = free_range(rtp_ports, align=2, tcp=False)
+        low = free_range(rtp_ports, align=2, tcp=False, remember=False)
         command = [
             sys.executable, "-m", "switch", "serve",
             "--host", "127.0.0.1",
