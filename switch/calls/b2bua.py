@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -136,11 +135,6 @@ def _final_status(legs: list[OutboundCall]) -> str:
     return "canceled" if statuses == {"canceled"} else "failed"
 
 
-def _media_call(call: Call, name: str) -> Callable[..., None] | None:
-    method = getattr(call.manager.media, name, None)
-    return method if callable(method) else None
-
-
 async def dial(call: Call, request: DialRequest) -> DialResult:
     """Run one ``<Dial>`` for ``call``; returns when the bridge (or the attempt) is over."""
     manager = call.manager
@@ -217,14 +211,13 @@ async def _bridge(call: Call, leg: OutboundCall, request: DialRequest, send_digi
     """Bridge the caller and the answered leg until one hangs up, the time limit, or ``*``."""
     if not call.answered:
         await call.answer()
-    bridge = _media_call(call, "bridge")
-    unbridge = _media_call(call, "unbridge")
-    if bridge is not None:
-        bridge(call.channel, leg.channel)
-    else:
-        log.warning(
-            "Dial CallSid=%s: the media engine cannot bridge yet; no audio between the legs", call.sid
-        )
+    media = call.manager.media
+    try:
+        media.bridge(call.channel, leg.channel)
+    except MediaError as exc:
+        log.warning("Dial CallSid=%s: cannot bridge: %s", call.sid, exc)
+        await leg.hangup()
+        return DialResult("failed", leg.sid)
     if send_digits:
         await leg.send_digits(send_digits)
     waits: set[asyncio.Future[Any]] = {
@@ -238,9 +231,9 @@ async def _bridge(call: Call, leg: OutboundCall, request: DialRequest, send_digi
     finally:
         for waiter in waits:
             waiter.cancel()
-        if unbridge is not None and not call.ended.is_set():
+        if not call.ended.is_set():
             try:
-                unbridge(call.channel)
+                media.unbridge(call.channel)
             except MediaError:
                 pass
         if not leg.ended.is_set():

@@ -15,7 +15,7 @@ import pytest
 
 from tests.e2e.conftest import start_switch
 from tests.e2e.test_first_call import why
-from tests.helpers.audio import write_wav
+from tests.helpers.audio import read_wav, write_wav
 from tests.helpers.baresip import Baresip
 from tests.helpers.ports import free_tcp_port
 from tests.helpers.sipp import run_sipp
@@ -75,9 +75,9 @@ def wait_registration(phone: Baresip, timeout: float = 10.0) -> str:
     raise AssertionError(f"no registration outcome in baresip's log:\n{phone.log[-3000:]}")
 
 
-def tone_wav(path: Path, seconds: float = 8.0) -> Path:
+def tone_wav(path: Path, seconds: float = 8.0, hz: float = 700.0) -> Path:
     t = np.arange(int(8000 * seconds)) / 8000
-    return write_wav(path, (3000 * np.sin(2 * np.pi * 700 * t)).astype(np.int16))
+    return write_wav(path, (3000 * np.sin(2 * np.pi * hz * t)).astype(np.int16))
 
 
 def test_baresip_registers_and_a_wrong_password_is_refused(
@@ -155,3 +155,36 @@ def test_dial_client_not_registered_fails(registrar_switch: SwitchProcess, twiml
     assert result.ok, why(result, registrar_switch)
     found = twiml_server.wait_for_requests(1, path=f"/dial-done/{user}", timeout=10)
     assert found and found[0].params["DialCallStatus"] == "failed"
+
+
+def dominant_hz(path: Path) -> float:
+    rate, pcm = read_wav(path)
+    middle = pcm[rate : len(pcm) - rate].astype(np.float64)  # skip the start and end of the call
+    assert middle.size > rate, f"{path} holds only {pcm.size} samples"
+    spectrum = np.abs(np.fft.rfft(middle * np.hanning(middle.size)))
+    return float(np.fft.rfftfreq(middle.size, 1 / rate)[int(spectrum.argmax())])
+
+
+def test_audio_flows_both_ways_through_the_bridge(
+    registrar_switch: SwitchProcess, twiml_server: TwimlServer, tmp_path: Path
+) -> None:
+    """An anonymous baresip (700 Hz) calls a number whose TwiML dials the registered bob (1100 Hz)."""
+    user = "bridge-audio"
+    twiml_server.on_user(user, '<Response><Dial timeout="10"><Client>bob</Client></Dial></Response>')
+    caller_wav = tone_wav(tmp_path / "caller.wav", 30, hz=700)
+    callee_wav = tone_wav(tmp_path / "callee.wav", 30, hz=1100)
+    with (
+        registered_phone(registrar_switch, callee_wav, "bob", "bob-secret", tmp_path) as bob,
+        Baresip(caller_wav, user="carol", workdir=tmp_path) as carol,
+    ):
+        assert "[1 binding]" in wait_registration(bob)
+        carol.dial(registrar_switch.uri(user))
+        carol.wait_event("CALL_ESTABLISHED", 10)
+        bob.wait_event("CALL_ESTABLISHED", 10)
+        time.sleep(4)  # let both talk through the bridge
+        carol.hangup()
+        bob.wait_event("CALL_CLOSED", 10)
+    [carol_heard] = carol.heard()
+    [bob_heard] = bob.heard()
+    assert abs(dominant_hz(bob_heard) - 700) < 15, registrar_switch.log[-3000:]
+    assert abs(dominant_hz(carol_heard) - 1100) < 15, registrar_switch.log[-3000:]
