@@ -44,7 +44,9 @@ def registrar_switch(
     twiml_server: TwimlServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[SwitchProcess]:
     plan = tmp_path_factory.mktemp("dialplan") / "plan.toml"
-    plan.write_text(DIALPLAN)
+    # Calls to bob from an authenticated user go to /clients; anonymous calls to bob get the default app.
+    route = f'\n[[routes]]\nmatch = "^bob$"\ntwiml = "{twiml_server.url("/clients")}"\n'
+    plan.write_text(DIALPLAN + route)
     process = start_switch(twiml_server.url("/voice"), ["--dialplan", str(plan)])
     try:
         yield process
@@ -188,3 +190,55 @@ def test_audio_flows_both_ways_through_the_bridge(
     [bob_heard] = bob.heard()
     assert abs(dominant_hz(bob_heard) - 700) < 15, registrar_switch.log[-3000:]
     assert abs(dominant_hz(carol_heard) - 1100) < 15, registrar_switch.log[-3000:]
+
+
+def test_a_users_call_is_challenged_and_routed_anonymous_ones_are_not(
+    registrar_switch: SwitchProcess, twiml_server: TwimlServer, tmp_path: Path
+) -> None:
+    twiml_server.route("/clients", '<Response><Dial timeout="10"><Client>bob</Client></Dial></Response>')
+    twiml_server.on_user("bob", "<Response><Say>Only registered users reach bob.</Say></Response>")
+    source = tone_wav(tmp_path / "tone.wav", 30)
+    with (
+        registered_phone(registrar_switch, source, "bob", "bob-secret", tmp_path) as bob,
+        registered_phone(registrar_switch, source, "alice", "alice-secret", tmp_path) as alice,
+    ):
+        assert "[1 binding]" in wait_registration(bob)
+        assert "[1 binding]" in wait_registration(alice)
+        alice.dial("sip:bob@127.0.0.1")  # through her outbound proxy, the switch: 407, then with credentials
+        alice.wait_event("CALL_ESTABLISHED", 10)
+        bob.wait_event("CALL_ESTABLISHED", 10)
+        alice.hangup()
+        bob.wait_event("CALL_CLOSED", 10)
+    [request] = twiml_server.wait_for_requests(1, path="/clients", timeout=5)
+    assert request.params["From"].startswith("sip:alice@")
+    # An anonymous caller dialling bob gets the default application, not the users-only route.
+    result = run_sipp("uac-invite-say-expect-bye.xml", registrar_switch.target, "udp", service="bob",
+                      keys={"rtp_port": free_tcp_port()}, timeout=15)  # fmt: skip
+    assert result.ok, why(result, registrar_switch)
+    assert len(twiml_server.requests(path="/clients")) == 1
+    assert twiml_server.requests(path="/voice", user="bob")
+
+
+def test_sipp_call_from_a_user_is_challenged_with_407(
+    registrar_switch: SwitchProcess, twiml_server: TwimlServer
+) -> None:
+    twiml_server.on_user("auth-call", '<Response><Pause length="5"/></Response>')
+    result = run_sipp(
+        "uac-invite-digest-expect-200.xml", registrar_switch.target, "udp", service="auth-call",
+        keys={"rtp_port": free_tcp_port(), "caller": "sippy"},
+        extra_args=["-au", "sippy", "-ap", "sipp-secret", "-d", "500"], timeout=15,
+    )  # fmt: skip
+    assert result.ok, why(result, registrar_switch)
+    assert "SIP/2.0 407" in result.messages and "Proxy-Authorization: Digest" in result.messages
+    [request] = twiml_server.wait_for_requests(1, user="auth-call", timeout=5)
+    assert request.params["From"].startswith("sip:sippy@")
+
+
+def test_sipp_call_from_a_user_with_a_wrong_password_is_refused(registrar_switch: SwitchProcess) -> None:
+    result = run_sipp(
+        "uac-invite-digest-expect-200.xml", registrar_switch.target, "udp", service="auth-call-bad",
+        keys={"rtp_port": free_tcp_port(), "caller": "sippy"},
+        extra_args=["-au", "sippy", "-ap", "wrong", "-d", "500"], timeout=8,
+    )  # fmt: skip
+    assert not result.ok
+    assert result.messages.count("SIP/2.0 407") >= 2 and "SIP/2.0 200" not in result.messages
