@@ -92,6 +92,7 @@ def start_switch(
 ) -> tuple[SwitchUnderTest, WebhookApp | None]:
     """The switch with its application: a TwiML file, or (webhook=True) an HTTP app in its own process."""
     app: WebhookApp | None = None
+    workdir.mkdir(parents=True, exist_ok=True)
     if webhook:
         app = WebhookApp(workdir, twiml).start()
         location = app.url
