@@ -138,6 +138,9 @@ def _final_status(legs: list[OutboundCall]) -> str:
 async def dial(call: Call, request: DialRequest) -> DialResult:
     """Run one ``<Dial>`` for ``call``; returns when the bridge (or the attempt) is over."""
     manager = call.manager
+    queue = next((t for t in request.targets if t.kind == "queue"), None)
+    if queue is not None:
+        return await _dial_queue(call, request, queue)
     plans = plan_legs(call, request, time.time())
     if not plans:
         return DialResult("failed")
@@ -239,6 +242,51 @@ async def _bridge(call: Call, leg: OutboundCall, request: DialRequest, send_digi
         if not leg.ended.is_set():
             await leg.hangup()
     return DialResult("completed", leg.sid, leg.duration, bridged=True)
+
+
+async def _dial_queue(call: Call, request: DialRequest, target: DialTarget) -> DialResult:
+    """``<Dial><Queue>``: take the first caller of the queue and bridge the two until one hangs up."""
+    entry = call.manager.queues.take(target.value)
+    if entry is None:
+        log.info("Dial CallSid=%s: queue %r is empty", call.sid, target.value)
+        return DialResult("no-answer")
+    caller = entry.call
+    if not call.answered:
+        await call.answer()
+    entry.dequeued.set_result(call.sid)  # the caller's wait music stops
+    await asyncio.sleep(0)  # let the caller's <Enqueue> stop its playback before the bridge starts
+    media = call.manager.media
+    started = time.time()
+    result = "bridged"
+    try:
+        media.bridge(call.channel, caller.channel)
+    except MediaError as exc:
+        log.warning("Dial CallSid=%s: cannot bridge queue caller %s: %s", call.sid, caller.sid, exc)
+        result = "system-error"
+    try:
+        if result == "bridged":
+            waits: set[asyncio.Future[Any]] = {
+                asyncio.ensure_future(caller.ended.wait()),
+                asyncio.ensure_future(call.ended.wait()),
+            }
+            if request.hangup_on_star:
+                waits.add(asyncio.ensure_future(_star(call)))
+            try:
+                await asyncio.wait(waits, timeout=request.time_limit, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waits:
+                    waiter.cancel()
+    finally:
+        for channel_call in (call, caller):
+            if not channel_call.ended.is_set():
+                try:
+                    media.unbridge(channel_call.channel)
+                except MediaError:
+                    pass
+        if not entry.bridge_ended.done():
+            entry.bridge_ended.set_result("hangup" if caller.ended.is_set() else result)
+    duration = int(time.time() - started)
+    return DialResult("completed", caller.sid, duration, bridged=result == "bridged")
 
 
 async def _all_ended(legs: list[OutboundCall]) -> None:

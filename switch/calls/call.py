@@ -25,6 +25,7 @@ from switch.sip.sdp import AudioAnswer
 
 if TYPE_CHECKING:
     from switch.calls.manager import CallManager
+    from switch.calls.queues import QueueEntry
     from switch.media.recorder import RecordingResult
     from switch.twiml.dial import DialRequest, DialResult
 
@@ -151,6 +152,10 @@ class Call:
         from switch.calls.b2bua import dial
 
         return await dial(self, request)
+
+    def enqueue(self, name: str, max_size: int) -> QueueEntry | None:
+        """Put this caller in line in the queue ``name`` (``<Enqueue>``); None when it is full."""
+        return self.manager.queues.enqueue(self, name, max_size)
 
     # -- media -----------------------------------------------------------------------------------------
     def configure_media(self, answer: AudioAnswer) -> None:

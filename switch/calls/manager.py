@@ -18,6 +18,7 @@ from typing import Protocol
 
 from switch.calls.call import FINAL_STATUSES, Call, InboundCall, OutboundCall
 from switch.calls.dtmf import digits_from_info
+from switch.calls.queues import QueueManager
 from switch.calls.registrar import Authenticator, Registrar
 from switch.dialplan import Dialplan
 from switch.media.engine import MediaEngine, MediaError
@@ -117,6 +118,7 @@ class CallManager:
             algorithms=self.dialplan.algorithms,
         )
         self.registrar = Registrar(self.auth)
+        self.queues = QueueManager()
         self.all_ended = asyncio.Event()
         self.all_ended.set()
         media.on_dtmf = self._on_dtmf

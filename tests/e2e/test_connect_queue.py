@@ -1,0 +1,96 @@
+"""Queues: callers wait in line hearing the waitUrl with their position; an agent's <Dial><Queue> takes
+them in order and bridges; each caller's action gets QueueResult."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from tests.e2e.test_first_call import why
+from tests.helpers.ports import free_tcp_port
+from tests.helpers.sipp import SippResult, run_sipp
+from tests.helpers.switch_process import SwitchProcess
+from tests.helpers.twiml_server import RecordedRequest, TwimlServer
+
+pytestmark = pytest.mark.e2e
+
+
+def wait_document(request: RecordedRequest) -> str:
+    position = request.params.get("QueuePosition", "?")
+    return f'<Response><Say>You are number {position} in line.</Say><Pause length="1"/></Response>'
+
+
+def test_three_callers_are_taken_in_order_and_bridged(
+    switch: SwitchProcess, twiml_server: TwimlServer
+) -> None:
+    queue = "support-e2e"
+    twiml_server.route("/q-wait", wait_document)
+    twiml_server.route("/q-done", "<Response><Hangup/></Response>")
+    twiml_server.route("/agent-done", "<Response><Hangup/></Response>")
+    callers = [f"q-caller-{n}" for n in range(3)]
+    for user in callers:
+        twiml_server.on_user(
+            user, f'<Response><Enqueue action="/q-done" waitUrl="/q-wait">{queue}</Enqueue></Response>'
+        )
+    results: list[SippResult] = []
+    threads = []
+    for n, user in enumerate(callers):
+        thread = threading.Thread(
+            target=lambda u=user: results.append(
+                run_sipp(
+                    "uac-invite-say-expect-bye.xml",
+                    switch.target,
+                    "udp",
+                    service=u,
+                    keys={"rtp_port": free_tcp_port()},
+                    timeout=40,
+                )  # fmt: skip
+            )
+        )
+        thread.start()
+        threads.append(thread)
+        # The next caller starts once this one waits in line (its first waitUrl request arrived).
+        waits = twiml_server.wait_for_requests(n + 1, path="/q-wait", timeout=10)
+        assert len(waits) >= n + 1, switch.log[-3000:]
+        assert waits[n].params["QueuePosition"] == str(n + 1)
+        assert waits[n].params["CurrentQueueSize"] == str(n + 1)
+        assert waits[n].params["QueueSid"].startswith("QU")
+    sids = [twiml_server.requests(path="/voice", user=user)[0].params["CallSid"] for user in callers]
+    twiml_server.on_user(
+        "q-agent", f'<Response><Dial action="/agent-done"><Queue>{queue}</Queue></Dial></Response>'
+    )
+    for _ in callers:
+        agent = run_sipp(
+            "uac-invite-hangup-expect-200.xml", switch.target, "udp", service="q-agent",
+            keys={"rtp_port": free_tcp_port()}, extra_args=["-d", "1500"], timeout=15,
+        )  # fmt: skip
+        assert agent.ok, why(agent, switch)
+    for thread in threads:
+        thread.join(30)
+    assert len(results) == 3 and all(r.ok for r in results), "\n".join(why(r, switch) for r in results)
+    taken = [
+        r.params["DialCallSid"] for r in twiml_server.wait_for_requests(3, path="/agent-done", timeout=10)
+    ]
+    assert taken == sids  # first in, first out
+    done = twiml_server.wait_for_requests(3, path="/q-done", timeout=10)
+    assert [r.params["QueueResult"] for r in done] == ["bridged"] * 3
+    assert {r.params["CallSid"] for r in done} == set(sids)
+    # The last caller moved up the line as the others were taken: 3 first, 1 at the end, never back.
+    positions = [int(r.params["QueuePosition"]) for r in twiml_server.requests(path="/q-wait")
+                 if r.params["CallSid"] == sids[2]]  # fmt: skip
+    assert positions[0] == 3 and positions[-1] == 1 and positions == sorted(positions, reverse=True)
+
+
+def test_dial_queue_with_nobody_waiting_reports_no_answer(
+    switch: SwitchProcess, twiml_server: TwimlServer
+) -> None:
+    twiml_server.on_user(
+        "q-lonely-agent", '<Response><Dial action="/lonely-done"><Queue>empty-queue</Queue></Dial></Response>'
+    )
+    twiml_server.route("/lonely-done", "<Response><Hangup/></Response>")
+    result = run_sipp("uac-invite-say-expect-bye.xml", switch.target, "udp", service="q-lonely-agent",
+                      keys={"rtp_port": free_tcp_port()}, timeout=10)  # fmt: skip
+    assert result.ok, why(result, switch)
+    [done] = twiml_server.wait_for_requests(1, path="/lonely-done", timeout=5)
+    assert done.params["DialCallStatus"] == "no-answer"
