@@ -10,6 +10,7 @@ others are cancelled. A caller who hangs up while the legs ring makes the switch
 from __future__ import annotations
 
 import asyncio
+import importlib.resources
 import logging
 import time
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from switch.calls.call import OutboundCall
+from switch.calls.conferences import Member
 from switch.media.engine import MediaError
 from switch.sip.uri import SipURI, parse_uri
 from switch.twiml.dial import DialRequest, DialResult, DialTarget
@@ -141,6 +143,9 @@ async def dial(call: Call, request: DialRequest) -> DialResult:
     queue = next((t for t in request.targets if t.kind == "queue"), None)
     if queue is not None:
         return await _dial_queue(call, request, queue)
+    room = next((t for t in request.targets if t.kind == "conference"), None)
+    if room is not None:
+        return await _dial_conference(call, request, room)
     plans = plan_legs(call, request, time.time())
     if not plans:
         return DialResult("failed")
@@ -287,6 +292,76 @@ async def _dial_queue(call: Call, request: DialRequest, target: DialTarget) -> D
             entry.bridge_ended.set_result("hangup" if caller.ended.is_set() else result)
     duration = int(time.time() - started)
     return DialResult("completed", caller.sid, duration, bridged=result == "bridged")
+
+
+def _flag(target: DialTarget, name: str, default: bool) -> bool:
+    value = target.option(name, "").strip().lower()
+    return default if value not in ("true", "false") else value == "true"
+
+
+async def _dial_conference(call: Call, request: DialRequest, target: DialTarget) -> DialResult:
+    """``<Dial><Conference>``: join the room's mix until the caller leaves or the conference ends."""
+    manager = call.manager
+    member = Member(
+        call,
+        muted=_flag(target, "muted", False),
+        start_on_enter=_flag(target, "startConferenceOnEnter", True),
+        end_on_exit=_flag(target, "endConferenceOnExit", False),
+    )
+    try:
+        limit = int(target.option("maxParticipants", "250"))
+    except ValueError:
+        limit = 250
+    room = manager.conferences.join(member, target.value, max(2, min(limit, 250)))
+    if room is None:
+        log.info("Dial CallSid=%s: conference %r is full", call.sid, target.value)
+        return DialResult("failed")
+    if not call.answered:
+        await call.answer()
+    log.info("conference join CallSid=%s ConferenceSid=%s room=%s", call.sid, room.sid, room.name)
+    started = time.time()
+    music: asyncio.Future[None] | None = None
+    try:
+        if not room.started.is_set():
+            music = asyncio.ensure_future(_hold_music(call))
+            waiting: set[asyncio.Future[Any]] = {
+                asyncio.ensure_future(room.started.wait()),
+                asyncio.ensure_future(room.ended.wait()),
+            }
+            try:
+                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waiting:
+                    waiter.cancel()
+                music.cancel()
+        if not room.ended.is_set():
+            manager.media.join_room(call.channel, room.sid, muted=member.muted)
+            waits: set[asyncio.Future[Any]] = {asyncio.ensure_future(room.ended.wait())}
+            if request.hangup_on_star:
+                waits.add(asyncio.ensure_future(_star(call)))
+            try:
+                await asyncio.wait(waits, timeout=request.time_limit, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waits:
+                    waiter.cancel()
+    finally:
+        if music is not None:
+            music.cancel()
+        if not call.ended.is_set():
+            try:
+                manager.media.leave_room(call.channel)
+            except MediaError:
+                pass
+        manager.conferences.leave(room, call)
+        log.info("conference leave CallSid=%s ConferenceSid=%s", call.sid, room.sid)
+    return DialResult("completed", None, int(time.time() - started), bridged=True)
+
+
+async def _hold_music(call: Call) -> None:
+    """The shipped hold music, looped, while a conference waits for its moderator."""
+    source = importlib.resources.files("switch") / "dialplans" / "music" / "hold.wav"
+    data = await asyncio.to_thread(source.read_bytes)
+    await call.play(await call.decode(data), 0)
 
 
 async def _all_ended(legs: list[OutboundCall]) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol
 
 from switch.calls.call import FINAL_STATUSES, Call, InboundCall, OutboundCall
+from switch.calls.conferences import ConferenceManager
 from switch.calls.dtmf import digits_from_info
 from switch.calls.queues import QueueManager
 from switch.calls.registrar import Authenticator, Registrar
@@ -119,6 +120,7 @@ class CallManager:
         )
         self.registrar = Registrar(self.auth)
         self.queues = QueueManager()
+        self.conferences = ConferenceManager()
         self.all_ended = asyncio.Event()
         self.all_ended.set()
         media.on_dtmf = self._on_dtmf

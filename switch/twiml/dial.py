@@ -64,6 +64,11 @@ class DialTarget:
     send_digits: str = ""
     url: str = ""
     method: str = "POST"
+    options: tuple[tuple[str, str], ...] = ()
+    """The noun's other attributes as written (Conference: muted, startConferenceOnEnter, ...)."""
+
+    def option(self, name: str, default: str = "") -> str:
+        return next((value for key, value in self.options if key == name), default)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +170,13 @@ def _noun(element: Element, base_url: str) -> DialTarget | None:
         send_digits=attrs.get("sendDigits", "").strip(),
         url=resolve_url(base_url, url) if url else "",
         method=choice_attr(element, attrs, "method", ("POST", "GET")),
+        options=tuple(
+            (k, v)
+            for k, v in attrs.items()
+            if k not in ("username", "password", "sendDigits", "url", "method")
+        )
+        if tag == "Conference"
+        else (),
     )
 
 

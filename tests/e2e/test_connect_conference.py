@@ -1,0 +1,140 @@
+"""Conferences: five legs in one room, each sending its own tone, each hearing all the others but not itself;
+a muted member is heard by nobody; a moderator with endConferenceOnExit ends the room for everyone."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from tests.e2e.test_first_call import why
+from tests.helpers.sipp import SippResult, run_sipp
+from tests.helpers.switch_process import SwitchProcess
+from tests.helpers.twiml_server import TwimlServer
+from voicecodecs import g711
+
+pytestmark = pytest.mark.e2e
+
+FREQUENCIES = (450.0, 650.0, 850.0, 1150.0, 1450.0)
+
+
+class ToneLeg:
+    """The media side of one participant: answers each RTP packet from the switch with 20 ms of its own tone
+    (symmetric RTP, as a phone would) and keeps what it heard."""
+
+    def __init__(self, hz: float) -> None:
+        self.hz = hz
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port: int = self.sock.getsockname()[1]
+        self.heard: list[bytes] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        sent = 0
+        while not self._stop.is_set():
+            try:
+                data, source = self.sock.recvfrom(2048)
+            except TimeoutError:
+                continue
+            if len(data) < 12 or data[1] & 0x7F != 0:
+                continue
+            self.heard.append(data[12:])
+            t = (sent * 160 + np.arange(160)) / 8000
+            payload = g711.ulaw_encode((4000 * np.sin(2 * np.pi * self.hz * t)).astype(np.int16)).tobytes()
+            header = struct.pack(
+                "!BBHII", 0x80, 0, sent & 0xFFFF, (sent * 160) & 0xFFFFFFFF, 0x1234 + self.port
+            )
+            self.sock.sendto(header + payload, source)
+            sent += 1
+
+    def stop(self) -> NDArray[np.int16]:
+        self._stop.set()
+        self._thread.join(2)
+        self.sock.close()
+        return g711.ulaw_decode(np.frombuffer(b"".join(self.heard), dtype=np.uint8))
+
+
+def level_at(pcm: NDArray[np.int16], hz: float) -> float:
+    """RMS of the signal within 20 Hz of ``hz``, over the middle of the call."""
+    middle = pcm[8000 : len(pcm) - 8000].astype(np.float64)
+    spectrum = np.abs(np.fft.rfft(middle * np.hanning(middle.size))) / middle.size
+    freqs = np.fft.rfftfreq(middle.size, 1 / 8000)
+    return float(spectrum[np.abs(freqs - hz) < 20].max())
+
+
+def test_five_legs_hear_each_other_but_not_themselves(
+    switch: SwitchProcess, twiml_server: TwimlServer
+) -> None:
+    twiml_server.on_user("conf-room", "<Response><Dial><Conference>e2e-room</Conference></Dial></Response>")
+    legs = [ToneLeg(hz) for hz in FREQUENCIES]
+    results: list[SippResult] = []
+
+    def place(leg: ToneLeg) -> None:
+        results.append(
+            run_sipp(
+                "uac-invite-hangup-expect-200.xml",
+                switch.target,
+                "udp",
+                service="conf-room",
+                keys={"rtp_port": leg.port},
+                extra_args=["-d", "5000"],
+                timeout=20,
+            )  # fmt: skip
+        )
+
+    threads = [threading.Thread(target=place, args=(leg,)) for leg in legs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    heard = [leg.stop() for leg in legs]
+    assert len(results) == 5 and all(r.ok for r in results), "\n".join(why(r, switch) for r in results)
+    for own, pcm in zip(FREQUENCIES, heard, strict=True):
+        assert pcm.size > 3 * 8000, f"leg {own} Hz heard only {pcm.size} samples"
+        others = [level_at(pcm, hz) for hz in FREQUENCIES if hz != own]
+        mine = level_at(pcm, own)
+        assert min(others) > 20 * mine, f"leg {own} Hz: others {others}, own {mine}"
+
+
+def test_muted_member_is_not_heard_and_the_moderator_ends_the_room(
+    switch: SwitchProcess, twiml_server: TwimlServer
+) -> None:
+    for user, attrs in (
+        ("conf-mod", ' endConferenceOnExit="true"'),
+        ("conf-muted", ' muted="true"'),
+        ("conf-member", ""),
+    ):
+        twiml_server.on_user(
+            user, f"<Response><Dial><Conference{attrs}>e2e-moderated</Conference></Dial></Response>"
+        )
+    moderator, muted, member = ToneLeg(450.0), ToneLeg(850.0), ToneLeg(1450.0)
+    results: dict[str, SippResult] = {}
+
+    def place(user: str, leg: ToneLeg, scenario: str, extra: list[str]) -> None:
+        results[user] = run_sipp(scenario, switch.target, "udp", service=user, keys={"rtp_port": leg.port},
+                                 extra_args=extra, timeout=20)  # fmt: skip
+
+    # The two members join first and stay until the switch hangs up on them (when the room ends).
+    threads = [
+        threading.Thread(target=place, args=("conf-muted", muted, "uac-invite-say-expect-bye.xml", [])),
+        threading.Thread(target=place, args=("conf-member", member, "uac-invite-say-expect-bye.xml", [])),
+    ]
+    for thread in threads:
+        thread.start()
+    twiml_server.wait_for_requests(1, user="conf-member", timeout=5)
+    place("conf-mod", moderator, "uac-invite-hangup-expect-200.xml", ["-d", "4000"])
+    for thread in threads:
+        thread.join(20)
+    heard = {name: leg.stop() for name, leg in (("mod", moderator), ("muted", muted), ("member", member))}
+    assert all(r.ok for r in results.values()), "\n".join(why(r, switch) for r in results.values())
+    assert level_at(heard["mod"], 1450.0) > 20 * level_at(heard["mod"], 850.0)  # the muted one is not heard
+    assert level_at(heard["member"], 450.0) > 20 * level_at(heard["member"], 850.0)
+    assert level_at(heard["muted"], 450.0) > 20 * level_at(heard["muted"], 850.0)  # muted still hears
