@@ -1,0 +1,252 @@
+"""CPU per RTP packet (received + sent) for the switch's packet I/O, beside a plain uvloop echo of the same
+packets in the same run.
+
+A server process (spawned, uvloop) receives ``--streams`` G.711 streams of 50 packets/s from the load
+generator (:mod:`bench.rtpgen`, this process) and sends one packet per stream per tick back. Its CPU time
+(``time.process_time``) over the measured window, divided by the packets it received, is the cost. Modes:
+
+- ``uvloop-echo``: the baseline, one socket, ``transport.sendto(data, addr)`` in ``datagram_received``;
+- ``per-channel``: the engine's present shape, a socket per channel (``create_datagram_endpoint``), each
+  packet's header unpacked and copied into its channel's row, a 20 ms tick sending every row with
+  ``transport.sendto``;
+- ``shared``: one RTP port for all channels (:mod:`switch.media.fastio`): ``recvmmsg`` batches drained
+  from ``add_reader``, demultiplexed in numpy by source address and SSRC (:class:`fastio.Demux`), copied
+  into the channel table as one fancy-index assignment; the tick sends every row with ``sendmmsg``;
+- ``shared-python``: ``shared`` with fastio's pure-Python fallback (``recvfrom_into``/``sendto`` loops).
+
+    python bench/bench_packet_io.py [--streams 1000] [--seconds 5] [--modes uvloop-echo,shared,...]
+
+Prints one JSON object per mode and a summary with each mode's ratio to the echo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import socket
+import struct
+import sys
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path[:0] = [str(ROOT), str(ROOT / "codecs")]
+
+from bench.rtpgen import RtpGenerator  # noqa: E402
+from switch.media.fastio import BatchReader, BatchReceiver, BatchSender, Demux, sockaddrs  # noqa: E402
+
+MODES = ("uvloop-echo", "per-channel", "shared", "shared-python")
+SIZE = 172
+_HEADER = struct.Struct("!BBHII")
+_SO_RCVBUFFORCE = 33
+
+
+def _socket(big: bool = True) -> socket.socket:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    if big:
+        for opt in (_SO_RCVBUFFORCE, socket.SO_RCVBUF):
+            try:
+                s.setsockopt(socket.SOL_SOCKET, opt, 1 << 22)
+                break
+            except OSError:
+                continue
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 22)
+    s.bind(("127.0.0.1", 0))
+    s.setblocking(False)
+    return s
+
+
+class _Counters:
+    received = 0
+    sent = 0
+
+
+async def _serve(conn: Connection, mode: str, streams: int) -> None:
+    loop = asyncio.get_running_loop()
+    counters = _Counters()
+    if mode == "per-channel":
+        socks = [_socket(big=False) for _ in range(streams)]
+    else:
+        socks = [_socket()]
+    conn.send([s.getsockname()[1] for s in socks])
+    sources: list[tuple[str, int]]
+    ssrcs: list[int]
+    sources, ssrcs = conn.recv()
+    tick_task: asyncio.Task[None] | None = None
+    closers: list[Any] = []
+
+    table = np.zeros((streams, SIZE), np.uint8)
+    lengths = np.full(streams, SIZE, np.int64)
+    addresses = sockaddrs(sources)
+
+    if mode == "uvloop-echo":
+
+        class Echo(asyncio.DatagramProtocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                self.transport: Any = transport
+
+            def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+                self.transport.sendto(data, addr)
+                counters.received += 1
+
+        transport, _ = await loop.create_datagram_endpoint(Echo, sock=socks[0])
+        closers.append(transport)
+    elif mode == "per-channel":
+        rows = [row.data for row in table]
+        sendto: list[Any] = []
+
+        class Channel(asyncio.DatagramProtocol):
+            __slots__ = ("row",)
+
+            def __init__(self, row: memoryview) -> None:
+                self.row = row
+
+            def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+                _HEADER.unpack_from(data)
+                self.row[: len(data)] = data
+                counters.received += 1
+
+        for i, s in enumerate(socks):
+            transport, _ = await loop.create_datagram_endpoint(lambda i=i: Channel(rows[i]), sock=s)  # type: ignore[misc]
+            closers.append(transport)
+            sendto.append(transport.sendto)
+
+        def tick() -> None:
+            for i in range(streams):
+                sendto[i](rows[i], sources[i])
+            counters.sent += streams
+
+        tick_task = asyncio.create_task(_clock(tick))
+    else:
+        native = mode == "shared"
+        demux = Demux(streams)
+        for i, (source, ssrc) in enumerate(zip(sources, ssrcs, strict=True)):
+            demux.register(i, source)
+            demux.learn(i, ssrc)
+        sender = BatchSender(streams, native=native)
+        sock = socks[0]
+
+        def on_batch(rx: BatchReceiver, count: int) -> None:
+            slots = demux.lookup(rx.ips[:count], rx.ports[:count], rx.ssrcs(count))
+            ok = slots >= 0
+            table[slots[ok]] = rx.buffer[:count, :SIZE][ok]
+            counters.received += count
+
+        reader = BatchReader(sock, on_batch, capacity=64, limit=4096, native=native)
+        closers.append(reader)
+
+        def tick() -> None:
+            counters.sent += sender.send(sock, table, lengths, addresses)
+
+        tick_task = asyncio.create_task(_clock(tick))
+
+    done = loop.create_future()
+    marks: list[tuple[float, float, int, int]] = []
+
+    def command() -> None:
+        message = conn.recv()
+        times = os.times()
+        marks.append((times.user, times.system, counters.received, counters.sent))
+        if message == "stop" and not done.done():
+            done.set_result(None)
+
+    loop.add_reader(conn.fileno(), command)
+    await done
+    loop.remove_reader(conn.fileno())
+    if tick_task is not None:
+        tick_task.cancel()
+    for c in closers:
+        c.close()
+    (user0, sys0, rx0, tx0), (user1, sys1, rx1, tx1) = marks[0], marks[-1]
+    received, sent = rx1 - rx0, tx1 - tx0
+    if mode == "uvloop-echo":
+        sent = received
+    wakeups = getattr(closers[0], "wakeups", 0)
+    conn.send(
+        {
+            "cpu_s": user1 - user0 + sys1 - sys0,
+            "user_s": user1 - user0,
+            "system_s": sys1 - sys0,
+            "received": received,
+            "sent": sent,
+            "reader_wakeups_total": wakeups,
+        }
+    )
+
+
+async def _clock(tick: Any) -> None:
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    k = 0
+    while True:
+        k += 1
+        delay = start + k * 0.020 - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tick()
+
+
+def _server(conn: Connection, mode: str, streams: int) -> None:
+    import uvloop
+
+    uvloop.run(_serve(conn, mode, streams))
+
+
+def run_mode(mode: str, streams: int, seconds: float) -> dict[str, Any]:
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_server, args=(child, mode, streams), daemon=True)
+    proc.start()
+    ports: list[int] = parent.recv()
+    targets = [("127.0.0.1", ports[i % len(ports)]) for i in range(streams)]
+    gen = RtpGenerator(targets, sources=32)
+    parent.send((gen.source_addresses(), gen.stream_ssrcs()))
+    gen.run(1.0)  # warm-up
+    parent.send("start")
+    sent0, received0 = gen.sent, gen.received
+    gen.run(seconds)
+    parent.send("stop")
+    result: dict[str, Any] = parent.recv()
+    proc.join(5)
+    gen.close()
+    received = result["received"]
+    result.update(
+        mode=mode,
+        streams=streams,
+        seconds=seconds,
+        generator_sent=gen.sent - sent0,
+        generator_received=gen.received - received0,
+        server_received_share=round(received / max(1, gen.sent - sent0), 4),
+        us_per_packet=round(1e6 * result["cpu_s"] / max(1, received), 3),
+        user_us_per_packet=round(1e6 * result["user_s"] / max(1, received), 3),
+        system_us_per_packet=round(1e6 * result["system_s"] / max(1, received), 3),
+        cpu_share=round(result["cpu_s"] / seconds, 3),
+    )
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--streams", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--modes", default=",".join(MODES))
+    args = parser.parse_args()
+    results = {}
+    for mode in args.modes.split(","):
+        results[mode] = run_mode(mode, args.streams, args.seconds)
+        print(json.dumps(results[mode]), flush=True)
+    base = results.get("uvloop-echo")
+    if base:
+        summary = {m: round(r["us_per_packet"] / base["us_per_packet"], 3) for m, r in results.items()}
+        print(json.dumps({"ratio_to_uvloop_echo": summary}))
+
+
+if __name__ == "__main__":
+    main()
