@@ -134,7 +134,45 @@ def test_caller_hangs_up_while_the_callee_rings(switch: SwitchProcess, twiml_ser
     assert results and results[0].ok, why(results[0], switch)
     assert callee.ok, why(callee, switch)  # CANCEL reached the callee within its timeout
     assert "CANCEL sip:callee@" in callee.messages
+    # The caller is gone, but the action still hears how the Dial ended.
+    assert action_params(twiml_server, user)["DialCallStatus"] == "canceled"
 
 
 def test_scenario_files_exist() -> None:
     assert Path(SCENARIOS / "uas-challenge-407-expect-bye.xml").is_file()
+
+
+def test_dial_follows_a_302_to_the_new_contact(switch: SwitchProcess, twiml_server: TwimlServer) -> None:
+    user = "dial-redirect"
+    final = SippUas(str(SELFCHECK / "uas-answer-expect-bye.xml"), timeout=20)
+    mover = SippUas("uas-redirect-302.xml", keys={"target": f"sip:moved@{final.target}"}, timeout=20)
+    twiml_server.on_user(user, dial_document(user, f"sip:callee@{mover.target}"))
+    twiml_server.route(f"/dial-done/{user}", HANGUP)
+    result = run_sipp(
+        "uac-invite-hangup-expect-200.xml", switch.target, "udp", service=user,
+        keys={"rtp_port": free_tcp_port()}, extra_args=["-d", "1000"], timeout=15,
+    )  # fmt: skip
+    moved, answered = mover.finish(), final.finish()
+    assert result.ok, why(result, switch)
+    assert moved.ok, why(moved, switch)
+    assert answered.ok, why(answered, switch)
+    assert "INVITE sip:moved@" in answered.messages
+    assert action_params(twiml_server, user)["DialCallStatus"] == "completed"
+
+
+def test_time_limit_ends_the_bridge(switch: SwitchProcess, twiml_server: TwimlServer) -> None:
+    user = "dial-time-limit"
+    uas = SippUas(str(SELFCHECK / "uas-answer-expect-bye.xml"), timeout=20)
+    twiml_server.on_user(
+        user,
+        f'<Response><Dial action="/dial-done/{user}" timeLimit="2"><Sip>sip:callee@{uas.target}</Sip></Dial>'
+        "</Response>",
+    )
+    twiml_server.route(f"/dial-done/{user}", HANGUP)
+    result = run_sipp("uac-invite-say-expect-bye.xml", switch.target, "udp", service=user,
+                      keys={"rtp_port": free_tcp_port()}, timeout=15)  # fmt: skip
+    callee = uas.finish()
+    assert result.ok, why(result, switch)  # the switch hung up on the caller after the action
+    assert callee.ok, why(callee, switch)  # and on the callee when the time was up
+    params = action_params(twiml_server, user)
+    assert params["DialCallStatus"] == "completed" and params["DialCallDuration"] in ("2", "3")
