@@ -91,6 +91,7 @@ def test_proc_reads_a_child_that_burns_cpu() -> None:
         assert cpu_seconds(os.getpid()).total >= burnt.total  # the tree includes the child
         assert rss_bytes(child.pid) > 1_000_000
     finally:
-        assert child.stdin is not None
+        assert child.stdin is not None and child.stdout is not None
         child.stdin.close()
         child.wait(10)
+        child.stdout.close()
