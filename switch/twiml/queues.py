@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Protocol, Self, runtime_checkable
 from xml.etree.ElementTree import Element
@@ -134,6 +135,7 @@ class Enqueue(Verb):
 
         call = ctx.call
         url, method = self.wait_url, self.wait_method
+        extra: Mapping[str, str] = {}
         while not call.ended.is_set():
             base = {
                 "CallSid": call.sid,
@@ -147,16 +149,17 @@ class Enqueue(Verb):
             try:
                 if is_local(url) and not (ctx.local or url == DEFAULT_WAIT_URL):
                     raise TwimlError(INVALID_URL, f"a remote document cannot lead to {url!r}")
-                fetched = await ctx.client.fetch(url, method, {**base, **ticket.wait_params()})
+                fetched = await ctx.client.fetch(url, method, {**base, **ticket.wait_params(), **extra})
                 document = parse_twiml(fetched.body, base_url=url if is_local(url) else fetched.url)
             except TwimlError as exc:
                 log.warning("waitUrl %s failed for CallSid=%s: %s; hold music instead", url, call.sid, exc)
                 if url == DEFAULT_WAIT_URL:
                     return "error"
-                url, method = DEFAULT_WAIT_URL, "GET"
+                url, method, extra = DEFAULT_WAIT_URL, "GET", {}
                 continue
             sub = RunContext(call, ctx.settings, ctx.client, document.url, document.local)
             redirected = False
+            extra = {}
             for verb in document.verbs:
                 if isinstance(verb, Leave):
                     return "leave"
@@ -164,7 +167,7 @@ class Enqueue(Verb):
                 if outcome.action is Action.HANGUP:
                     return "hangup"
                 if outcome.action is Action.REDIRECT:
-                    url, method = outcome.url, outcome.method
+                    url, method, extra = outcome.url, outcome.method, outcome.params
                     redirected = True
                     break
             if not redirected and not document.verbs:

@@ -94,3 +94,28 @@ def test_dial_queue_with_nobody_waiting_reports_no_answer(
     assert result.ok, why(result, switch)
     [done] = twiml_server.wait_for_requests(1, path="/lonely-done", timeout=5)
     assert done.params["DialCallStatus"] == "no-answer"
+
+
+def test_a_caller_who_presses_a_key_leaves_the_queue(
+    switch: SwitchProcess, twiml_server: TwimlServer
+) -> None:
+    """The waitUrl offers a key to leave: the Gather's action answers <Leave/>; QueueResult=leave."""
+    twiml_server.on_user(
+        "q-leaver", '<Response><Enqueue action="/q-left" waitUrl="/q-wait-leave">leavers</Enqueue></Response>'
+    )
+    twiml_server.route(
+        "/q-wait-leave",
+        '<Response><Gather numDigits="1" action="/q-leave-key"><Pause length="5"/></Gather></Response>',
+    )
+    twiml_server.route("/q-leave-key", "<Response><Leave/></Response>")
+    twiml_server.route("/q-left", "<Response><Hangup/></Response>")
+    result = run_sipp(
+        "uac-invite-info-dtmf-expect-bye.xml", switch.target, "udp", service="q-leaver",
+        keys={"rtp_port": free_tcp_port(), "digit": "1"}, extra_args=["-d", "1000"], timeout=15,
+    )  # fmt: skip
+    assert result.ok, why(result, switch)
+    [key] = twiml_server.wait_for_requests(1, path="/q-leave-key", timeout=5)
+    assert key.params["Digits"] == "1"
+    [left] = twiml_server.wait_for_requests(1, path="/q-left", timeout=5)
+    assert left.params["QueueResult"] == "leave"
+    assert left.params["QueueSid"].startswith("QU")
