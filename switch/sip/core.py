@@ -261,7 +261,10 @@ class SipCore:
             if outcome is TxOutcome.TIMEOUT:
                 self._events.append(TransactionTimeout(tx_id))
             elif outcome is TxOutcome.ACK_TIMEOUT and entry.dialog_id is not None:
-                self._events.append(AckTimeout(entry.dialog_id))
+                if entry.dialog_id in self._dialogs:
+                    self._events.append(AckTimeout(entry.dialog_id))
+                else:
+                    self._extras.pop(entry.dialog_id, None)
             self._settle(entry)
 
     # ----------------------------------------------------------------- application side
@@ -602,6 +605,10 @@ class SipCore:
         if isinstance(invite.tx, ServerInviteTransaction):
             invite.tx.ack_2xx(now)
             self._settle(invite)
+        if did not in self._dialogs:  # the dialog ended (BYE) before its ACK came
+            self._extras.pop(did, None)
+            self.counters.absorbed += 1
+            return
         self._events.append(AckReceived(req, did))
 
     def _ack_arrived(self, entry: _Entry, req: Request) -> None:
@@ -633,6 +640,11 @@ class SipCore:
 
     def _end_dialog(self, did: str) -> None:
         self._dialogs.pop(did, None)
+        extras = self._extras.get(did)
+        if extras is not None and extras.invite is not None:
+            # A BYE crossed the ACK of our 2xx: keep what matching that ACK needs, so it still stops
+            # the 2xx retransmissions; dropped when the ACK arrives or the transaction gives up.
+            return
         self._extras.pop(did, None)
 
     def _reject_unparsable(

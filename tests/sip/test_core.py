@@ -107,6 +107,35 @@ def test_unacknowledged_2xx_ends_in_ack_timeout() -> None:
     assert events(c) == [AckTimeout("call-1;uas;ft")]
 
 
+def test_bye_sent_before_the_ack_still_lets_the_ack_stop_the_2xx() -> None:
+    """An application that hangs up at once sends BYE before the caller's ACK arrives: that ACK must still
+    end the 2xx retransmissions (it used to be dropped with the dialog, so the 200 went on until timer H)."""
+    c = core()
+    invite_answered(c)
+    (did,) = c.dialogs
+    c.send_in_dialog(did, "BYE", 1.1)
+    (bye,) = c.datagrams_to_send()
+    assert bye.data.startswith(b"BYE ")
+    assert c.dialogs == {}
+    c.receive(request("ACK", branch="z9hG4bKack", to_tag="uas"), SRC, 1.2)
+    assert events(c) == []  # absorbed: no AckReceived for an ended dialog
+    resent = [o for _, o in fire_until(c, 40.0) if o.data.startswith(b"SIP/2.0 200")]
+    assert resent == [], "the 2xx went on being retransmitted after its ACK"
+    assert not [e for e in events(c) if isinstance(e, AckTimeout)]  # the unanswered BYE may time out
+
+
+def test_unacknowledged_2xx_after_bye_times_out_quietly() -> None:
+    c = core()
+    invite_answered(c)
+    (did,) = c.dialogs
+    c.send_in_dialog(did, "BYE", 1.1)
+    c.datagrams_to_send()
+    fire_until(c, 100.0)
+    events(c)  # the BYE's own transaction may time out: that is the application's business
+    assert not [e for e in events(c) if isinstance(e, AckTimeout)]
+    assert c.transaction_count == 0
+
+
 def test_invite_retransmission_gets_the_last_response() -> None:
     c = core()
     c.receive(request(), SRC, 0.0)
