@@ -1,0 +1,675 @@
+"""The media engine on every core: N :class:`MediaEngine` instances in worker processes behind the same
+command interface as one engine in this process.
+
+:class:`WorkerMediaEngine` has the public API of :class:`~switch.media.engine.MediaEngine` (same methods,
+arguments, futures, callbacks and errors) plus a placement hint: ``create_channel(group=...)`` puts every
+channel of one group on one worker. Both legs of a bridge and all members of a room must share a worker
+(call control passes the call's or the conference's name as the group); a bridge or room across workers
+raises :class:`MediaError`. Channels without a group go to the worker with the fewest channels.
+
+Each worker is a process started with ``spawn`` that runs its own event loop (uvloop when installed), its
+own 20 ms clock and its own RTP sockets on its share of the port range. Parent and worker talk over one
+``multiprocessing`` pipe each, in small pickled tuples:
+
+parent -> worker::
+
+    ("create", rid)                        -> ("ok", rid, (local_channel, port))
+    ("call", method, args, kwargs)            a synchronous engine method (failures: ("log", text))
+    ("pcm", key, bytes) / ("forget", key)     the prompt cache (below)
+    ("play", rid, local, key, loop)        -> ("ok", rid, None) when the playback future resolves
+    ("dtmf", rid, local, digits, ms)       -> ("ok", rid, None)
+    ("record", rid, local, path, options)  -> ("ok", rid, RecordingResult) or ("err", rid, exception)
+    ("close" | "stats" | "jitter", rid, local) -> ("ok", rid, None | ChannelStats | JitterStats)
+    ("ticks", rid, count)                  -> ("ok", rid, None) after ``count`` more ticks
+    ("stop", rid)                          -> ("ok", rid, None), then the process exits
+
+worker -> parent events: ``("dtmf", local, digit, source)``, ``("timeout", local)``, ``("log", text)``.
+
+Prompts cross the pipe once per worker: ``play`` names its PCM by a content hash, and the parent sends the
+bytes only when that worker does not hold them yet. The parent keeps, per worker, an LRU mirror of what the
+worker caches (``cache_bytes`` each) and tells it what to forget, so both sides always agree.
+
+``stats`` and ``jitter_stats`` are synchronous in the engine's API: here they make a blocking round trip to
+the worker (well under a millisecond when it is idle, up to one tick when it is busy); ``stats_async`` and
+``jitter_stats_async`` do not block.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import itertools
+import logging
+import multiprocessing
+import os
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from switch.media.channels import CODECS
+from switch.media.engine import (
+    DIRECTIONS,
+    PTIMES,
+    ChannelStats,
+    EgressDenied,
+    MediaEngine,
+    MediaError,
+    UnknownChannel,
+)
+from switch.media.jitter import JitterStats
+from switch.media.recorder import RecordingResult
+
+__all__ = ["WorkerMediaEngine", "allow_any_egress", "default_worker_count", "split_port_range"]
+
+log = logging.getLogger(__name__)
+
+_CACHE_BYTES = 64 * 1024 * 1024
+
+
+def allow_any_egress(ip: str) -> bool:
+    """The default egress check (a module-level function, so spawned workers can unpickle it)."""
+    return True
+
+
+def default_worker_count() -> int:
+    """Cores minus one (the switch process keeps one), at least 1."""
+    return max(1, (os.cpu_count() or 1) - 1)
+
+
+def split_port_range(port_range: tuple[int, int], parts: int) -> list[tuple[int, int]]:
+    """``port_range`` cut into ``parts`` contiguous ranges, each starting on an even port."""
+    low, high = port_range
+    low += low % 2
+    pairs = (high - low + 1) // 2
+    if parts < 1 or pairs < parts:
+        raise ValueError(f"RTP port range {port_range} is too small for {parts} media workers")
+    share, extra = divmod(pairs, parts)
+    out = []
+    for i in range(parts):
+        count = share + (1 if i < extra else 0)
+        out.append((low, low + 2 * count - 1))
+        low += 2 * count
+    return out
+
+
+# -- the worker process ---------------------------------------------------------------------------------
+
+
+def _worker_main(
+    conn: Connection,
+    host: str,
+    port_range: tuple[int, int],
+    egress_allowed: Callable[[str], bool],
+    rtp_timeout: float,
+) -> None:
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency
+        asyncio.run(_worker(conn, host, port_range, egress_allowed, rtp_timeout))
+    else:
+        uvloop.run(_worker(conn, host, port_range, egress_allowed, rtp_timeout))
+
+
+async def _worker(
+    conn: Connection,
+    host: str,
+    port_range: tuple[int, int],
+    egress_allowed: Callable[[str], bool],
+    rtp_timeout: float,
+) -> None:
+    loop = asyncio.get_running_loop()
+    engine = MediaEngine(host, port_range, egress_allowed=egress_allowed, rtp_timeout=rtp_timeout)
+    await engine.start()
+    cache: dict[bytes, NDArray[np.int16]] = {}
+    stopping: asyncio.Future[int] = loop.create_future()
+    tasks: set[asyncio.Task[None]] = set()
+    send = conn.send
+    engine.on_dtmf = lambda channel, digit, source: send(("dtmf", channel, digit, source))
+    engine.on_rtp_timeout = lambda channel: send(("timeout", channel))
+
+    def answer(rid: int, future: asyncio.Future[Any]) -> None:
+        def done(f: asyncio.Future[Any]) -> None:
+            if f.cancelled():
+                send(("err", rid, MediaError("cancelled")))
+            elif f.exception() is not None:
+                send(("err", rid, f.exception()))
+            else:
+                send(("ok", rid, f.result()))
+
+        future.add_done_callback(done)
+
+    def run(rid: int, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        answer(rid, task)
+
+    async def create() -> tuple[int, int]:
+        channel = await engine.create_channel()
+        return channel, engine.local_port(channel)
+
+    async def value(result: Any) -> Any:
+        return result
+
+    def handle(message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind == "call":
+            _, name, args, kwargs = message
+            getattr(engine, name)(*args, **kwargs)
+        elif kind == "pcm":
+            cache[message[1]] = np.frombuffer(message[2], np.int16)
+        elif kind == "forget":
+            cache.pop(message[1], None)
+        elif kind == "play":
+            _, rid, channel, key, count = message
+            answer(rid, engine.play(channel, cache[key], count))
+        elif kind == "dtmf":
+            _, rid, channel, digits, duration = message
+            answer(rid, engine.send_dtmf(channel, digits, duration_ms=duration))
+        elif kind == "record":
+            _, rid, channel, path, options = message
+            answer(rid, engine.record(channel, path, **options))
+        elif kind == "create":
+            run(message[1], create())
+        elif kind == "close":
+            run(message[1], engine.close_channel(message[2]))
+        elif kind == "stats":
+            run(message[1], value(engine.stats(message[2])))
+        elif kind == "jitter":
+            run(message[1], value(engine.jitter_stats(message[2])))
+        elif kind == "ticks":
+            run(message[1], engine.wait_ticks(message[2]))
+        elif kind == "stop" and not stopping.done():
+            stopping.set_result(message[1])
+
+    def readable() -> None:
+        while True:
+            try:
+                if not conn.poll():
+                    return
+                message = conn.recv()
+            except (EOFError, OSError):  # the parent is gone
+                if not stopping.done():
+                    stopping.set_result(-1)
+                loop.remove_reader(conn.fileno())
+                return
+            try:
+                handle(message)
+            except Exception as exc:  # a bad command must not stop the worker's other calls
+                rid = message[1] if message[0] not in ("call", "pcm", "forget") else None
+                if isinstance(rid, int):
+                    send(
+                        (
+                            "err",
+                            rid,
+                            exc if isinstance(exc, MediaError | ValueError) else MediaError(repr(exc)),
+                        )
+                    )
+                else:
+                    send(("log", f"{message[0]} {message[1]!r}: {exc!r}"))
+
+    loop.add_reader(conn.fileno(), readable)
+    send(("ready", os.getpid()))
+    rid = await stopping
+    with contextlib.suppress(ValueError, OSError):
+        loop.remove_reader(conn.fileno())
+    await engine.stop()
+    if rid >= 0:
+        send(("ok", rid, None))
+    conn.close()
+
+
+# -- the parent side ------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Worker:
+    index: int
+    conn: Connection
+    process: BaseProcess
+    channels: int = 0
+    pending: dict[int, asyncio.Future[Any]] = field(default_factory=dict)
+    locals: dict[int, int] = field(default_factory=dict)
+    """Local channel id -> global channel id."""
+    cache: OrderedDict[bytes, int] = field(default_factory=OrderedDict)
+    cache_size: int = 0
+    alive: bool = True
+
+
+@dataclass(slots=True)
+class _Channel:
+    worker: _Worker
+    local: int
+    port: int
+    group: str | None
+    room: str | None = None
+
+
+class WorkerMediaEngine:
+    """The :class:`MediaEngine` API over ``workers`` processes (default: cores - 1, at least 1)."""
+
+    def __init__(
+        self,
+        host: str,
+        port_range: tuple[int, int],
+        *,
+        workers: int | None = None,
+        egress_allowed: Callable[[str], bool] = allow_any_egress,
+        rtp_timeout: float = 30.0,
+        cache_bytes: int = _CACHE_BYTES,
+    ) -> None:
+        self.host = host
+        self.worker_count = default_worker_count() if workers is None else workers
+        self._ranges = split_port_range(port_range, self.worker_count)
+        self._egress_allowed = egress_allowed
+        self._rtp_timeout = rtp_timeout
+        self._cache_bytes = cache_bytes
+        self._workers: list[_Worker] = []
+        self._channels: dict[int, _Channel] = {}
+        self._groups: dict[str, tuple[_Worker, int]] = {}
+        self._rooms: dict[str, tuple[_Worker, int]] = {}
+        self._keys: dict[int, tuple[weakref.ref[NDArray[Any]], bytes]] = {}
+        self._rid = itertools.count(1)
+        self._next_id = itertools.count(1)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.on_rtp_timeout: Callable[[int], None] | None = None
+        self.on_dtmf: Callable[[int, str, str], None] | None = None
+        self.pcm_sent = 0
+        """Prompts sent to workers (each prompt once per worker while it stays cached there)."""
+
+    # -- lifecycle ----------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        if self._workers:
+            return
+        loop = self._loop = asyncio.get_running_loop()
+        ctx = multiprocessing.get_context("spawn")
+        ready: list[asyncio.Future[Any]] = []
+        for index, ports in enumerate(self._ranges):
+            parent, child = ctx.Pipe()
+            process = ctx.Process(
+                target=_worker_main,
+                args=(child, self.host, ports, self._egress_allowed, self._rtp_timeout),
+                name=f"media-worker-{index}",
+                daemon=True,
+            )
+            process.start()
+            child.close()
+            worker = _Worker(index, parent, process)
+            future: asyncio.Future[Any] = loop.create_future()
+            worker.pending[0] = future
+            self._workers.append(worker)
+            ready.append(future)
+            loop.add_reader(parent.fileno(), self._readable, worker)
+        try:
+            await asyncio.gather(*ready)
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        """Close every channel, stop the workers and wait for their processes to end."""
+        workers, self._workers = self._workers, []
+        stops = [self._request(w, ("stop",)) for w in workers if w.alive]
+        for result in await asyncio.gather(*stops, return_exceptions=True):
+            if isinstance(result, BaseException):
+                log.warning("media worker did not stop cleanly: %r", result)
+        for w in workers:
+            await asyncio.to_thread(w.process.join, 5)
+            if w.process.is_alive():
+                w.process.kill()
+            self._drop(w)
+        self._channels.clear()
+        self._groups.clear()
+        self._rooms.clear()
+
+    def _drop(self, worker: _Worker) -> None:
+        if worker.alive:
+            worker.alive = False
+            assert self._loop is not None
+            with contextlib.suppress(ValueError, OSError):
+                self._loop.remove_reader(worker.conn.fileno())
+        for future in worker.pending.values():
+            if not future.done():
+                future.set_exception(MediaError(f"media worker {worker.index} ended"))
+        worker.pending.clear()
+        worker.conn.close()
+
+    # -- the pipe -----------------------------------------------------------------------------------------
+    def _readable(self, worker: _Worker) -> None:
+        conn = worker.conn
+        while worker.alive:
+            try:
+                if not conn.poll():
+                    return
+                message = conn.recv()
+            except (EOFError, OSError):
+                log.error("media worker %d exited", worker.index)
+                self._drop(worker)
+                return
+            self._handle(worker, message)
+
+    def _handle(self, worker: _Worker, message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind in ("ok", "err"):
+            future = worker.pending.pop(message[1], None)
+            if future is None or future.done():
+                return
+            if kind == "ok":
+                future.set_result(message[2])
+            else:
+                future.set_exception(message[2])
+        elif kind == "dtmf":
+            channel = worker.locals.get(message[1])
+            if channel is not None and self.on_dtmf is not None:
+                self.on_dtmf(channel, message[2], message[3])
+        elif kind == "timeout":
+            channel = worker.locals.get(message[1])
+            if channel is not None and self.on_rtp_timeout is not None:
+                self.on_rtp_timeout(channel)
+        elif kind == "ready":
+            future = worker.pending.pop(0, None)
+            if future is not None and not future.done():
+                future.set_result(message[1])
+        elif kind == "log":
+            log.warning("media worker %d: %s", worker.index, message[1])
+
+    def _send(self, worker: _Worker, message: tuple[Any, ...]) -> None:
+        if not worker.alive:
+            raise MediaError(f"media worker {worker.index} has ended")
+        worker.conn.send(message)
+
+    def _request(self, worker: _Worker, message: tuple[Any, ...]) -> asyncio.Future[Any]:
+        """Send ``message`` with a request id after its kind; the future settles with the reply."""
+        assert self._loop is not None
+        rid = next(self._rid)
+        future: asyncio.Future[Any] = self._loop.create_future()
+        self._send(worker, (message[0], rid, *message[1:]))
+        worker.pending[rid] = future
+        return future
+
+    def _request_sync(self, worker: _Worker, message: tuple[Any, ...]) -> Any:
+        """Send a request and block on the pipe until its reply; other messages are handled meanwhile."""
+        future = self._request(worker, message)
+        while not future.done():
+            try:
+                reply = worker.conn.recv()
+            except (EOFError, OSError):
+                self._drop(worker)
+                break
+            self._handle(worker, reply)
+        return future.result()
+
+    def _call(self, channel: _Channel, name: str, *args: Any, **kwargs: Any) -> None:
+        self._send(channel.worker, ("call", name, args, kwargs))
+
+    def _channel(self, channel: int) -> _Channel:
+        try:
+            return self._channels[channel]
+        except KeyError:
+            raise UnknownChannel(channel) from None
+
+    # -- channels -----------------------------------------------------------------------------------------
+    async def create_channel(self, group: str | None = None) -> int:
+        """Open a channel on a worker: the one ``group`` lives on, or the least busy one."""
+        if not self._workers:
+            raise MediaError("the media engine is not started")
+        placed = self._groups.get(group) if group is not None else None
+        if placed is not None:
+            worker = placed[0]
+        else:
+            worker = min((w for w in self._workers if w.alive), key=lambda w: w.channels)
+        if group is not None:
+            self._groups[group] = (worker, (placed[1] if placed else 0) + 1)
+        worker.channels += 1
+        try:
+            local, port = await self._request(worker, ("create",))
+        except BaseException:
+            worker.channels -= 1
+            self._release(self._groups, group)
+            raise
+        channel = next(self._next_id)
+        self._channels[channel] = _Channel(worker, local, port, group)
+        worker.locals[local] = channel
+        return channel
+
+    def local_port(self, channel: int) -> int:
+        return self._channel(channel).port
+
+    def worker_of(self, channel: int) -> int:
+        """The index of the worker that carries ``channel``."""
+        return self._channel(channel).worker.index
+
+    def configure(
+        self,
+        channel: int,
+        *,
+        remote: tuple[str, int],
+        codec: str,
+        payload_type: int,
+        ptime: int = 20,
+        telephone_event_pt: int | None = None,
+        direction: str = "sendrecv",
+        on_hold: bool = False,
+    ) -> None:
+        """See :meth:`MediaEngine.configure`; arguments are checked here, so errors raise here."""
+        ch = self._channel(channel)
+        if codec not in CODECS:
+            raise ValueError(f"unsupported codec {codec!r} ({' or '.join(CODECS)})")
+        if ptime not in PTIMES:
+            raise ValueError(f"unsupported ptime {ptime} (10 to 60 ms in steps of 10)")
+        if direction not in DIRECTIONS:
+            raise ValueError(f"invalid direction {direction!r}")
+        if not 0 <= payload_type <= 127:
+            raise ValueError(f"invalid payload type {payload_type}")
+        ip, port = remote
+        held = on_hold or ip in ("0.0.0.0", "") or port == 0
+        if not held and not self._egress_allowed(ip):
+            raise EgressDenied(f"RTP to {ip} is not allowed")
+        self._call(
+            ch,
+            "configure",
+            ch.local,
+            remote=remote,
+            codec=codec,
+            payload_type=payload_type,
+            ptime=ptime,
+            telephone_event_pt=telephone_event_pt,
+            direction=direction,
+            on_hold=on_hold,
+        )
+
+    def set_inband_dtmf(self, channel: int, enabled: bool) -> None:
+        ch = self._channel(channel)
+        self._call(ch, "set_inband_dtmf", ch.local, enabled)
+
+    async def close_channel(self, channel: int) -> None:
+        ch = self._channel(channel)
+        del self._channels[channel]
+        self._leave(ch)
+        self._release(self._groups, ch.group)
+        ch.worker.channels -= 1
+        try:
+            await self._request(ch.worker, ("close", ch.local))
+        finally:
+            ch.worker.locals.pop(ch.local, None)
+
+    @staticmethod
+    def _release(places: dict[str, tuple[_Worker, int]], name: str | None) -> None:
+        if name is None or name not in places:
+            return
+        worker, count = places[name]
+        if count <= 1:
+            del places[name]
+        else:
+            places[name] = (worker, count - 1)
+
+    # -- players ------------------------------------------------------------------------------------------
+    def play(self, channel: int, pcm: NDArray[np.int16], loop: int = 1) -> asyncio.Future[None]:
+        """See :meth:`MediaEngine.play`; the PCM crosses to the worker once, named by its content hash."""
+        ch = self._channel(channel)
+        if loop < 0:
+            raise ValueError("loop must be 0 (forever) or more")
+        samples = np.ascontiguousarray(pcm, dtype=np.int16).reshape(-1)
+        key = self._key(pcm, samples)
+        worker = ch.worker
+        if key in worker.cache:
+            worker.cache.move_to_end(key)
+        else:
+            data = samples.tobytes()
+            self._send(worker, ("pcm", key, data))
+            self.pcm_sent += 1
+            worker.cache[key] = len(data)
+            worker.cache_size += len(data)
+            while worker.cache_size > self._cache_bytes and len(worker.cache) > 1:
+                old, size = worker.cache.popitem(last=False)
+                worker.cache_size -= size
+                self._send(worker, ("forget", old))
+        return self._request(worker, ("play", ch.local, key, loop))
+
+    def _key(self, pcm: NDArray[Any], samples: NDArray[np.int16]) -> bytes:
+        """The content hash of a prompt, remembered per array object (prompts are not modified, see play)."""
+        known = self._keys.get(id(pcm))
+        if known is not None and known[0]() is pcm:
+            return known[1]
+        key = hashlib.blake2b(samples.data, digest_size=16).digest()
+        ident = id(pcm)
+        try:
+            ref = weakref.ref(pcm, lambda _: self._keys.pop(ident, None))
+        except TypeError:
+            return key
+        self._keys[ident] = (ref, key)
+        return key
+
+    def stop_playback(self, channel: int) -> None:
+        ch = self._channel(channel)
+        self._call(ch, "stop_playback", ch.local)
+
+    # -- mixing -------------------------------------------------------------------------------------------
+    def _same_worker(self, a: _Channel, b: _Channel, what: str) -> None:
+        if a.worker is not b.worker:
+            raise MediaError(
+                f"cannot {what} channels on different media workers (create them with one group)"
+            )
+
+    def bridge(self, a: int, b: int) -> None:
+        ca, cb = self._channel(a), self._channel(b)
+        self._same_worker(ca, cb, "bridge")
+        self._call(ca, "bridge", ca.local, cb.local)
+
+    def unbridge(self, channel: int) -> None:
+        ch = self._channel(channel)
+        self._call(ch, "unbridge", ch.local)
+
+    def join_room(self, channel: int, room: str, *, muted: bool = False) -> None:
+        ch = self._channel(channel)
+        placed = self._rooms.get(room)
+        if placed is not None and placed[0] is not ch.worker and ch.room != room:
+            raise MediaError(
+                f"room {room!r} lives on media worker {placed[0].index}, channel {channel} on "
+                f"{ch.worker.index} (create its channels with group={room!r})"
+            )
+        self._call(ch, "join_room", ch.local, room, muted=muted)
+        if ch.room != room:
+            self._leave(ch)
+            ch.room = room
+            self._rooms[room] = (ch.worker, (placed[1] if placed else 0) + 1)
+
+    def _leave(self, ch: _Channel) -> None:
+        if ch.room is not None:
+            self._release(self._rooms, ch.room)
+            ch.room = None
+
+    def leave_room(self, channel: int) -> None:
+        ch = self._channel(channel)
+        self._call(ch, "leave_room", ch.local)
+        self._leave(ch)
+
+    def set_muted(self, channel: int, muted: bool) -> None:
+        ch = self._channel(channel)
+        if ch.room is None:
+            raise MediaError(f"channel {channel} is in no room")
+        self._call(ch, "set_muted", ch.local, muted)
+
+    def add_listen_route(self, source: int, listener: int) -> None:
+        cs, cl = self._channel(source), self._channel(listener)
+        self._same_worker(cs, cl, "route")
+        self._call(cs, "add_listen_route", cs.local, cl.local)
+
+    def remove_listen_route(self, source: int, listener: int) -> None:
+        cs, cl = self._channels.get(source), self._channels.get(listener)
+        if cs is not None and cl is not None and cs.worker is cl.worker:
+            self._call(cs, "remove_listen_route", cs.local, cl.local)
+
+    # -- DTMF and recording -------------------------------------------------------------------------------
+    def send_dtmf(self, channel: int, digits: str, *, duration_ms: int = 100) -> asyncio.Future[None]:
+        ch = self._channel(channel)
+        return self._request(ch.worker, ("dtmf", ch.local, digits, duration_ms))
+
+    def record(
+        self,
+        channel: int,
+        path: Path,
+        *,
+        max_length: float = 3600.0,
+        silence_timeout: float | None = 5.0,
+        finish_on_digits: str = "",
+        trim_silence: bool = True,
+        dual: bool = False,
+        beep: bool = False,
+    ) -> asyncio.Future[RecordingResult]:
+        """See :meth:`MediaEngine.record`; the worker writes the file."""
+        ch = self._channel(channel)
+        options = {
+            "max_length": max_length,
+            "silence_timeout": silence_timeout,
+            "finish_on_digits": finish_on_digits,
+            "trim_silence": trim_silence,
+            "dual": dual,
+            "beep": beep,
+        }
+        return self._request(ch.worker, ("record", ch.local, Path(path), options))
+
+    def stop_recording(self, channel: int) -> None:
+        ch = self._channel(channel)
+        self._call(ch, "stop_recording", ch.local)
+
+    # -- counters and tools -------------------------------------------------------------------------------
+    def stats(self, channel: int) -> ChannelStats:
+        """Blocks on a round trip to the worker: prefer :meth:`stats_async` on hot paths."""
+        ch = self._channel(channel)
+        result: ChannelStats = self._request_sync(ch.worker, ("stats", ch.local))
+        return result
+
+    async def stats_async(self, channel: int) -> ChannelStats:
+        ch = self._channel(channel)
+        result: ChannelStats = await self._request(ch.worker, ("stats", ch.local))
+        return result
+
+    def jitter_stats(self, channel: int) -> JitterStats:
+        """Blocks on a round trip to the worker: prefer :meth:`jitter_stats_async` on hot paths."""
+        ch = self._channel(channel)
+        result: JitterStats = self._request_sync(ch.worker, ("jitter", ch.local))
+        return result
+
+    async def jitter_stats_async(self, channel: int) -> JitterStats:
+        ch = self._channel(channel)
+        result: JitterStats = await self._request(ch.worker, ("jitter", ch.local))
+        return result
+
+    async def wait_ticks(self, count: int) -> None:
+        """Wait until every worker's clock has run ``count`` more ticks."""
+        await asyncio.gather(*(self._request(w, ("ticks", count)) for w in self._workers if w.alive))
+
+    @property
+    def channel_count(self) -> int:
+        return len(self._channels)
