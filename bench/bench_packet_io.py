@@ -12,6 +12,7 @@ generator (:mod:`bench.rtpgen`, this process) and sends one packet per stream pe
 - ``shared``: one RTP port for all channels (:mod:`switch.media.fastio`): ``recvmmsg`` batches drained
   from ``add_reader``, demultiplexed in numpy by source address and SSRC (:class:`fastio.Demux`), copied
   into the channel table as one fancy-index assignment; the tick sends every row with ``sendmmsg``;
+- ``shared-tick``: ``shared`` without ``add_reader``: the tick drains the socket itself (full batches);
 - ``shared-python``: ``shared`` with fastio's pure-Python fallback (``recvfrom_into``/``sendto`` loops).
 
     python bench/bench_packet_io.py [--streams 1000] [--seconds 5] [--modes uvloop-echo,shared,...]
@@ -42,7 +43,7 @@ if str(ROOT) not in sys.path:
 from bench.rtpgen import RtpGenerator  # noqa: E402
 from switch.media.fastio import BatchReader, BatchReceiver, BatchSender, Demux, sockaddrs  # noqa: E402
 
-MODES = ("uvloop-echo", "per-channel", "shared", "shared-python")
+MODES = ("uvloop-echo", "per-channel", "shared", "shared-tick", "shared-python")
 SIZE = 172
 _HEADER = struct.Struct("!BBHII")
 _SO_RCVBUFFORCE = 33
@@ -68,7 +69,7 @@ class _Counters:
     sent = 0
 
 
-async def _serve(conn: Connection, mode: str, streams: int) -> None:
+async def _serve(conn: Connection, mode: str, streams: int, capacity: int) -> None:
     loop = asyncio.get_running_loop()
     counters = _Counters()
     if mode == "per-channel":
@@ -125,7 +126,8 @@ async def _serve(conn: Connection, mode: str, streams: int) -> None:
 
         tick_task = asyncio.create_task(_clock(tick))
     else:
-        native = mode == "shared"
+        native = mode != "shared-python"
+        on_tick = mode == "shared-tick"
         demux = Demux(streams)
         for i, (source, ssrc) in enumerate(zip(sources, ssrcs, strict=True)):
             demux.register(i, source)
@@ -139,10 +141,12 @@ async def _serve(conn: Connection, mode: str, streams: int) -> None:
             table[slots[ok]] = rx.buffer[:count, :SIZE][ok]
             counters.received += count
 
-        reader = BatchReader(sock, on_batch, capacity=64, limit=4096, native=native)
+        reader = BatchReader(sock, on_batch, capacity=capacity, limit=4096, native=native, watch=not on_tick)
         closers.append(reader)
 
         def tick() -> None:
+            if on_tick:
+                reader.drain()
             counters.sent += sender.send(sock, table, lengths, addresses)
 
         tick_task = asyncio.create_task(_clock(tick))
@@ -193,16 +197,16 @@ async def _clock(tick: Any) -> None:
         tick()
 
 
-def _server(conn: Connection, mode: str, streams: int) -> None:
+def _server(conn: Connection, mode: str, streams: int, capacity: int) -> None:
     import uvloop
 
-    uvloop.run(_serve(conn, mode, streams))
+    uvloop.run(_serve(conn, mode, streams, capacity))
 
 
-def run_mode(mode: str, streams: int, seconds: float) -> dict[str, Any]:
+def run_mode(mode: str, streams: int, seconds: float, capacity: int = 64) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
-    proc = ctx.Process(target=_server, args=(child, mode, streams), daemon=True)
+    proc = ctx.Process(target=_server, args=(child, mode, streams, capacity), daemon=True)
     proc.start()
     ports: list[int] = parent.recv()
     targets = [("127.0.0.1", ports[i % len(ports)]) for i in range(streams)]
@@ -221,6 +225,7 @@ def run_mode(mode: str, streams: int, seconds: float) -> dict[str, Any]:
         mode=mode,
         streams=streams,
         seconds=seconds,
+        capacity=capacity,
         generator_sent=gen.sent - sent0,
         generator_received=gen.received - received0,
         server_received_share=round(received / max(1, gen.sent - sent0), 4),
@@ -237,10 +242,11 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--capacity", type=int, default=64, help="datagrams per recvmmsg (shared modes)")
     args = parser.parse_args()
     results = {}
     for mode in args.modes.split(","):
-        results[mode] = run_mode(mode, args.streams, args.seconds)
+        results[mode] = run_mode(mode, args.streams, args.seconds, args.capacity)
         print(json.dumps(results[mode]), flush=True)
     base = results.get("uvloop-echo")
     if base:

@@ -25,6 +25,7 @@ import asyncio
 import ctypes
 import ctypes.util
 import errno
+import itertools
 import os
 import socket
 import sys
@@ -335,7 +336,12 @@ def send_batch(
 
 class BatchReader:
     """Drains ``sock`` whenever it is readable: up to ``limit`` datagrams per wake-up, in batches handed
-    to ``on_batch(receiver, count)``. The socket must be non-blocking; :meth:`close` stops reading."""
+    to ``on_batch(receiver, count)``. The socket must be non-blocking; :meth:`close` stops reading.
+
+    With ``watch=False`` nothing is registered with the loop: the owner calls :meth:`drain` itself, for
+    example once at the start of every media tick, so each system call carries a full batch (the socket's
+    receive buffer must then hold a tick of packets: see ``SO_RCVBUF``).
+    """
 
     def __init__(
         self,
@@ -345,34 +351,43 @@ class BatchReader:
         capacity: int = 64,
         limit: int = 1024,
         native: bool = True,
+        watch: bool = True,
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         self.sock = sock
         self.receiver = BatchReceiver(capacity, native=native)
         self._on_batch = on_batch
         self._rounds = max(1, limit // capacity)
-        self._loop = loop or asyncio.get_running_loop()
         self._fd = sock.fileno()
+        self._loop = (loop or asyncio.get_running_loop()) if watch else None
         self.wakeups = 0
         self.datagrams = 0
-        self._loop.add_reader(self._fd, self._readable)
+        if self._loop is not None:
+            self._loop.add_reader(self._fd, self._readable)
 
     def _readable(self) -> None:
         self.wakeups += 1
+        self.drain(self._rounds)
+
+    def drain(self, rounds: int | None = None) -> int:
+        """Read until the socket is empty (or ``rounds`` full batches); return how many datagrams."""
         receiver = self.receiver
-        for _ in range(self._rounds):
+        total = 0
+        for _ in itertools.repeat(None) if rounds is None else range(rounds):
             count = receiver.recv(self._fd)
             if count == 0:
-                return
-            self.datagrams += count
+                break
+            total += count
             self._on_batch(receiver, count)
             if count < receiver.capacity:
-                return
+                break
+        self.datagrams += total
+        return total
 
     def close(self) -> None:
-        if self._fd >= 0:
+        if self._fd >= 0 and self._loop is not None:
             self._loop.remove_reader(self._fd)
-            self._fd = -1
+        self._fd = -1
 
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)

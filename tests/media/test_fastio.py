@@ -176,3 +176,15 @@ def test_demux_shared_remote_address_needs_ssrcs() -> None:
     demux.learn(1, 2)
     assert demux.lookup(ips, ports, ssrcs).tolist() == [0, 1]
     assert demux.lookup(ips[::-1].copy(), ports, ssrcs[::-1].copy()).tolist() == [1, 0]
+
+
+async def test_unwatched_reader_drains_when_told(socks: list[socket.socket]) -> None:
+    rx, tx = _udp(socks), _udp(socks)
+    sizes: list[int] = []
+    reader = BatchReader(rx, lambda _, count: sizes.append(count), capacity=16, watch=False)
+    assert reader.drain() == 0
+    for i in range(40):
+        tx.sendto(bytes([i]) * 20, rx.getsockname())
+    assert reader.drain() == 40
+    assert sizes == [16, 16, 8] and reader.wakeups == 0
+    reader.close()
