@@ -226,6 +226,7 @@ async def _bridge(call: Call, leg: OutboundCall, request: DialRequest, send_digi
         log.warning("Dial CallSid=%s: cannot bridge: %s", call.sid, exc)
         await leg.hangup()
         return DialResult("failed", leg.sid)
+    call.bridged_with, leg.bridged_with = leg, call
     if send_digits:
         await leg.send_digits(send_digits)
     waits: set[asyncio.Future[Any]] = {
@@ -244,6 +245,9 @@ async def _bridge(call: Call, leg: OutboundCall, request: DialRequest, send_digi
                 media.unbridge(call.channel)
             except MediaError:
                 pass
+        call.bridged_with = leg.bridged_with = None
+        hold_music(call, False)
+        hold_music(leg, False)
         if not leg.ended.is_set():
             await leg.hangup()
     return DialResult("completed", leg.sid, leg.duration, bridged=True)
@@ -268,6 +272,7 @@ async def _dial_queue(call: Call, request: DialRequest, target: DialTarget) -> D
     except MediaError as exc:
         log.warning("Dial CallSid=%s: cannot bridge queue caller %s: %s", call.sid, caller.sid, exc)
         result = "system-error"
+    call.bridged_with, caller.bridged_with = caller, call
     try:
         if result == "bridged":
             waits: set[asyncio.Future[Any]] = {
@@ -282,7 +287,9 @@ async def _dial_queue(call: Call, request: DialRequest, target: DialTarget) -> D
                 for waiter in waits:
                     waiter.cancel()
     finally:
+        call.bridged_with = caller.bridged_with = None
         for channel_call in (call, caller):
+            hold_music(channel_call, False)
             if not channel_call.ended.is_set():
                 try:
                     media.unbridge(channel_call.channel)
@@ -355,6 +362,26 @@ async def _dial_conference(call: Call, request: DialRequest, target: DialTarget)
         manager.conferences.leave(room, call)
         log.info("conference leave CallSid=%s ConferenceSid=%s", call.sid, room.sid)
     return DialResult("completed", None, int(time.time() - started), bridged=True)
+
+
+_HOLD_TASKS: dict[str, asyncio.Future[None]] = {}
+
+
+def hold_music(peer: Call, on: bool) -> None:
+    """The other party put the bridge on hold (re-INVITE sendonly/inactive): ``peer`` hears hold music
+    until it is taken off hold."""
+    running = _HOLD_TASKS.pop(peer.sid, None)
+    if running is not None:
+        running.cancel()
+        log.info("hold music off CallSid=%s", peer.sid)
+    if on:
+        log.info("hold music on CallSid=%s", peer.sid)
+    if on and not peer.ended.is_set():
+        task = asyncio.ensure_future(_hold_music(peer))
+        _HOLD_TASKS[peer.sid] = task
+        task.add_done_callback(
+            lambda _: _HOLD_TASKS.pop(peer.sid, None) if _HOLD_TASKS.get(peer.sid) is task else None
+        )
 
 
 async def _hold_music(call: Call) -> None:

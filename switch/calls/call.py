@@ -75,6 +75,13 @@ class Call:
         self.ended_at: float | None = None
         self.end_reason = ""
         self.user: str | None = None
+        self.status_callback: str | None = None
+        """Where this call's status changes are posted (REST StatusCallback, a dialplan route's)."""
+        self.status_callback_events: tuple[str, ...] = ("completed",)
+        self.status_callback_method = "POST"
+        self.fallback_url: str | None = None
+        self.bridged_with: Call | None = None
+        """The call this one is bridged to by <Dial> (hold music goes there when this one holds)."""
         """The dialplan user this call authenticated as (a call from a registered phone), else None."""
         self.app_generation = 0
         """Bumped when the running application is replaced (REST update, Redirect from outside)."""
@@ -106,7 +113,8 @@ class Call:
         try:
             await future
         finally:
-            if not future.done() and not self.ended.is_set():
+            # Cancelling the waiting task cancels the engine's future too: stop the sound then as well.
+            if (not future.done() or future.cancelled()) and not self.ended.is_set():
                 media.stop_playback(self.channel)
 
     async def say(self, text: str, voice: str | None, language: str | None) -> NDArray[np.int16]:
@@ -140,7 +148,7 @@ class Call:
         try:
             return await future
         finally:
-            if not future.done() and not self.ended.is_set():
+            if (not future.done() or future.cancelled()) and not self.ended.is_set():
                 self.manager.media.stop_recording(self.channel)
 
     async def send_digits(self, digits: str) -> None:

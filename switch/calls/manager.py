@@ -21,7 +21,7 @@ from switch.calls.conferences import ConferenceManager
 from switch.calls.dtmf import digits_from_info
 from switch.calls.queues import QueueManager
 from switch.calls.registrar import Authenticator, Registrar
-from switch.dialplan import Dialplan
+from switch.dialplan import Dialplan, Route
 from switch.media.engine import MediaEngine, MediaError
 from switch.media.tts import TextToSpeech
 from switch.sip.auth import AuthError, NonceManager, build_authorization, parse_digest_challenge
@@ -311,12 +311,10 @@ class CallManager:
             user = result.user
         called = request.uri.user if isinstance(request.uri, SipURI) else ""
         route = self.dialplan.route_for(called or "", authenticated=user is not None)
-        self._spawn(
-            self._start_inbound(event, offer, route.twiml if route is not None else self.app_url, user)
-        )
+        self._spawn(self._start_inbound(event, offer, route, user))
 
     async def _start_inbound(
-        self, event: RequestReceived, offer: SessionDescription, app_url: str, user: str | None
+        self, event: RequestReceived, offer: SessionDescription, route: Route | None, user: str | None
     ) -> None:
         request = event.request
         try:
@@ -342,6 +340,9 @@ class CallManager:
             return
         call = InboundCall(self, event, channel, answer)
         call.user = user
+        if route is not None and route.status_callback:
+            call.status_callback = route.status_callback
+            call.status_callback_events = ("initiated", "ringing", "answered", "completed")
         self._track(call)
         log.info(
             "call start CallSid=%s From=%s To=%s SipCallId=%s",
@@ -352,7 +353,7 @@ class CallManager:
         )
         for listener in self._listeners:
             listener(call, call.status)
-        self.start_application(call, app_url)
+        self.start_application(call, route.twiml if route is not None else self.app_url)
 
     def _on_in_dialog(self, event: RequestReceived) -> None:
         request = event.request
@@ -399,6 +400,11 @@ class CallManager:
             self.respond(event, response)
             return
         self._answer_sdp(event, answer.sdp)
+        peer = call.bridged_with
+        if peer is not None:
+            from switch.calls.b2bua import hold_music
+
+            hold_music(peer, answer.on_hold)
 
     def _answer_sdp(self, event: RequestReceived, sdp: bytes) -> None:
         response = make_response(event.request, 200)
@@ -437,6 +443,10 @@ class CallManager:
             raise ValueError("the switch is shutting down")
         channel = await self.media.create_channel()
         call = OutboundCall(self, channel, from_=from_, to=str(uri), sip_call_id=f"{uuid.uuid4().hex}@switch")
+        call.status_callback = status_callback
+        call.status_callback_events = tuple(status_callback_event)
+        call.status_callback_method = status_callback_method
+        call.fallback_url = fallback_url
         self._track(call)
         for listener in self._listeners:
             listener(call, call.status)

@@ -242,3 +242,25 @@ def test_sipp_call_from_a_user_with_a_wrong_password_is_refused(registrar_switch
     )  # fmt: skip
     assert not result.ok
     assert result.messages.count("SIP/2.0 407") >= 2 and "SIP/2.0 200" not in result.messages
+
+
+def test_hold_plays_music_to_the_other_party(
+    registrar_switch: SwitchProcess, twiml_server: TwimlServer, tmp_path: Path
+) -> None:
+    """A silent SIPp caller bridged to bob puts the call on hold for 1.5 s: bob hears music for that time."""
+    user = "hold-bob"
+    twiml_server.on_user(user, '<Response><Dial timeout="10"><Client>bob</Client></Dial></Response>')
+    silence = write_wav(tmp_path / "quiet.wav", np.zeros(8000 * 30, dtype=np.int16))
+    with registered_phone(registrar_switch, silence, "bob", "bob-secret", tmp_path) as bob:
+        assert "[1 binding]" in wait_registration(bob)
+        result = run_sipp("uac-reinvite-hold-expect-200.xml", registrar_switch.target, "udp", service=user,
+                          keys={"rtp_port": free_tcp_port()}, timeout=20)  # fmt: skip
+        assert result.ok, why(result, registrar_switch)
+        bob.wait_event("CALL_CLOSED", 10)
+    [heard_path] = bob.heard()
+    _, heard = read_wav(heard_path)
+    windows = heard[: heard.size // 800 * 800].reshape(-1, 800).astype(np.float64)
+    loud = np.sqrt((windows**2).mean(axis=1)) > 100
+    # About 1.5 s of music (15 windows of 0.1 s), and silence before and after it.
+    assert 8 <= int(loud.sum()) <= 22, f"{loud.astype(int)}\n{registrar_switch.log[-2500:]}"
+    assert not loud[:3].any() and not loud[-3:].any()
