@@ -43,8 +43,6 @@ FOREVER = 1 << 62
 CODECS = {name: codec_index(name) for name in _REGISTRY}
 """Codec name -> its block in the combined encode and decode tables (see :mod:`codec_registry`)."""
 
-_COLUMN = np.arange(FRAME, dtype=np.intp)
-
 
 @dataclass(slots=True)
 class _Segment:
@@ -131,6 +129,8 @@ class ChannelTable:
     def __init__(self, capacity: int = 64) -> None:
         self.n = 0
         self.pool = PromptPool()
+        self._gathered = np.zeros(0, np.intp)
+        """Rows read from the pool by the last gather (zeroed by the next one unless still playing)."""
         self.prompts: list[NDArray[np.int16] | None] = []
         """Slot -> the array it plays (None for silence), to release it from the pool."""
         self._allocate(max(capacity, 1))
@@ -282,43 +282,59 @@ class ChannelTable:
         return ended
 
     def gather(self) -> list[int]:
-        """Every channel's next 160 player samples into ``frames`` (silence when nothing plays)."""
+        """Every channel's next 160 player samples into ``frames`` (silence when nothing plays).
+
+        Only the rows that play are read (one 160-sample window of the pool each); rows that played last
+        tick and no longer do are zeroed, so the rows of silent channels stay zero without being touched.
+        """
         n = self.n
         if n == 0:
             return []
-        frames = self.frames[:n]
-        index = self.index[:n]
-        start = self.start[:n]
-        np.add(self.base[:n], self.pos[:n], out=start)
-        np.add(start[:, None], _COLUMN, out=index)
-        np.take(self.pool.buffer, index, out=frames, mode="clip")
+        frames = self.frames
+        stale = self._gathered
+        if stale.size:
+            frames[stale[stale < self.capacity]] = 0
+        rows = np.flatnonzero(self.playing[:n])
+        self._gathered = rows
+        if rows.size == 0:
+            return []
+        windows = np.lib.stride_tricks.sliding_window_view(self.pool.buffer, FRAME)
+        frames[rows] = windows[self.base[rows] + self.pos[rows]]
         remaining = self.remaining[:n]
         ending = np.flatnonzero(remaining <= FRAME).tolist()
         for slot in ending:
             frames[slot, int(remaining[slot]) :] = 0
-        period = self.period[:n]
-        pos = self.pos[:n]
-        pos += FRAME
+        period = self.period[rows]
+        pos = self.pos[rows] + FRAME
         np.remainder(pos, period, out=pos)
-        remaining -= FRAME
+        self.pos[rows] = pos
+        self.remaining[rows] -= FRAME
         for slot in ending:
             self._release(slot)
         return ending
 
-    def encode(self, audio: NDArray[np.int16], ticks: int = 1) -> None:
+    def encode(self, audio: NDArray[np.int16], ticks: int = 1, rows: NDArray[np.intp] | None = None) -> None:
         """Encode ``audio`` (``(n, FRAME)``) into every channel's packet and advance the headers.
 
-        Channels flagged in ``suppress`` keep their sequence number (the engine sends their packets).
+        With ``rows``, only those rows are encoded (the others' payloads are written by someone else: pass-
+        through). Channels flagged in ``suppress`` keep their sequence number (the engine sends their
+        packets).
         """
         n = self.n
         if n == 0:
             return
-        index = self.index[:n]
-        np.add(audio.view(np.uint16), self.codec_offset[:n, None], out=index)
-        payload = self.payload[:n]
-        np.take(_ENCODE, index, out=payload, mode="clip")
         packets = self.packets[:n]
-        packets["payload"] = payload
+        if rows is None:
+            index = self.index[:n]
+            np.add(audio.view(np.uint16), self.codec_offset[:n, None], out=index)
+            payload = self.payload[:n]
+            np.take(_ENCODE, index, out=payload, mode="clip")
+            packets["payload"] = payload
+        elif rows.size:
+            index = audio[rows].view(np.uint16) + self.codec_offset[rows, None]
+            encoded = np.take(_ENCODE, index, mode="clip")
+            self.payload[rows] = encoded
+            self.packets["payload"][rows] = encoded
         packets["seq"] = self.seq[:n]
         packets["timestamp"] = self.timestamp[:n]
         packets["mpt"] = self.mpt[:n]

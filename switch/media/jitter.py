@@ -4,12 +4,18 @@ No sockets and no clock of its own (sans-IO): :meth:`JitterBuffer.put` is called
 packet with the arrival time ``now``; :meth:`JitterBuffer.pull` is called once per 20 ms tick and takes
 the next frame of every channel as one ``(channels, FRAME)`` array.
 
-Each channel owns a ring of :data:`RING` payload bytes addressed by RTP timestamp (one byte per 8 kHz
-timestamp unit, which is what the registered codecs use) and a ring of "present" flags beside it. A packet
-is one copy into its place in the ring, so packets of any ptime (10 to 60 ms) mix, arrive in any order and
-are played in timestamp order. A packet whose first sample was already played is *late*, a packet whose
-first sample is already present is a *duplicate*: both are dropped and counted. A packet too far ahead of
-the play point (a timestamp jump) resynchronises the channel.
+Each channel owns a ring of :data:`RING` payload bytes (one byte per 8 kHz timestamp unit, which is what
+the registered codecs use) cut into :data:`SLOTS` slots of :data:`BLOCK` bytes (10 ms, the smallest ptime),
+addressed by the packet's timestamp relative to the stream's first packet, and one *lap mark* per slot:
+a slot is present when its mark equals the lap of the block this tick expects, so what was played never
+needs clearing. A packet of 10 to 60 ms is one copy into consecutive slots (two copies at the wrap) and
+one write of its slots' marks; a tick's frame is two slot copies per channel, done for every channel at
+once by fancy indexing, never a gather per sample. Packets of any of those ptimes mix, arrive in any order
+and are played in timestamp order. A packet whose first sample was already played is *late*, a packet whose
+first slot is already present is a *duplicate*: both are dropped and counted. A packet too far ahead of the
+play point (a timestamp jump), or whose timestamp is not a whole number of slots from the stream's first
+packet, resynchronises the channel on it (a stream of packets that are not multiples of 10 ms keeps only
+their whole slots).
 
 Delay adapts between :data:`MIN_DELAY` and :data:`MAX_DELAY`: the target is the last packet's length plus
 four times the RFC 3550 interarrival jitter estimate. When nothing is buffered at all (an underrun) the play
@@ -25,28 +31,38 @@ import numpy as np
 from numpy.typing import NDArray
 
 __all__ = [
+    "BLOCK",
     "FRAME",
     "MAX_DELAY",
     "MIN_DELAY",
     "START_DELAY",
     "RING",
+    "SLOTS",
     "JitterBuffer",
     "JitterStats",
     "PutResult",
 ]
 
 FRAME = 160
-RING = 4096
-"""Bytes (8 kHz samples) per channel ring: 512 ms, a power of two so ring positions are ``ts & (RING-1)``."""
+BLOCK = 80
+"""Samples per ring slot (10 ms at 8 kHz)."""
+SLOTS = 64
+RING = SLOTS * BLOCK
+"""Bytes (8 kHz samples) per channel ring: 640 ms."""
 MIN_DELAY = 160
 MAX_DELAY = 1600
 START_DELAY = 320
 """The play point of a new stream starts 40 ms behind its first packet, before any jitter is measured."""
-_MASK = RING - 1
+_SLOT_MASK = SLOTS - 1
+_LAP_SHIFT = 6  # log2(SLOTS)
 _EXCESS_TICKS = 25  # half a second above the target before the buffer shrinks by 10 ms
 _MAX_PACKET = 960  # 120 ms: the largest payload accepted
 _COLUMN = np.arange(FRAME, dtype=np.intp)
-_ONES = bytes([1]) * _MAX_PACKET
+_MARK_BYTES = [bytes([0x80 | lap]) * (_MAX_PACKET // BLOCK) for lap in range(128)]
+
+
+def _lap_mark(block: int) -> int:
+    return 0x80 | ((block >> _LAP_SHIFT) & 0x7F)
 
 
 class PutResult:
@@ -107,20 +123,25 @@ class JitterBuffer:
                 arr[:old] = getattr(self, name)
             setattr(self, name, arr)
         ring = np.zeros((capacity, RING), np.uint8)
-        present = np.zeros((capacity, RING), np.uint8)
+        marks = np.zeros((capacity, SLOTS), np.uint8)
         if old:
             ring[:old] = self.ring
-            present[:old] = self.present
+            marks[:old] = self.marks
         self.ring = ring
-        self.present = present
-        self._flat_ring = ring.reshape(-1)
-        self._flat_present = present.reshape(-1)
+        self.marks = marks
+        self._blocks = ring.reshape(capacity, SLOTS, BLOCK)
         rv = ring.data.cast("B")
-        pv = present.data.cast("B")
+        mv = marks.data.cast("B")
         self._ring_views = [rv[i * RING : (i + 1) * RING] for i in range(capacity)]
-        self._present_views = [pv[i * RING : (i + 1) * RING] for i in range(capacity)]
-        self._row_base = (np.arange(capacity, dtype=np.intp) * RING)[:, None]
-        self._index = np.zeros((capacity, FRAME), np.intp)
+        self._mark_views = [mv[i * SLOTS : (i + 1) * SLOTS] for i in range(capacity)]
+        self._rows = np.arange(capacity, dtype=np.intp)
+        self._block = np.zeros(capacity, np.int64)
+        self._slot0 = np.zeros(capacity, np.intp)
+        self._slot1 = np.zeros(capacity, np.intp)
+        self._mark0 = np.zeros(capacity, np.int64)
+        self._mark1 = np.zeros(capacity, np.int64)
+        self.complete = np.zeros(0, np.bool_)
+        """Per slot of the last pull: every sample of the frame was present."""
         self.capacity = capacity
         self.target[old:] = START_DELAY
 
@@ -142,7 +163,7 @@ class JitterBuffer:
     concealed: NDArray[np.int64]
     resyncs: NDArray[np.int64]
     ring: NDArray[np.uint8]
-    present: NDArray[np.uint8]
+    marks: NDArray[np.uint8]
 
     # -- slots ------------------------------------------------------------------------------------------
     def ensure(self, slots: int) -> None:
@@ -155,13 +176,13 @@ class JitterBuffer:
         for name in self._SCALARS:
             getattr(self, name)[slot] = 0
         self.target[slot] = START_DELAY
-        self.present[slot] = 0
+        self.marks[slot] = 0
 
     def reset_stream(self, slot: int) -> None:
         """Start over with the next packet (a new SSRC); counters and the jitter estimate stay."""
         self.started[slot] = False
         self.target[slot] = max(int(self.target[slot]), START_DELAY)
-        self.present[slot] = 0
+        self.marks[slot] = 0
 
     def move(self, source: int, dest: int) -> None:
         """Copy slot ``source`` into ``dest`` (the owner's swap-remove)."""
@@ -169,7 +190,7 @@ class JitterBuffer:
             arr = getattr(self, name)
             arr[dest] = arr[source]
         self.ring[dest] = self.ring[source]
-        self.present[dest] = self.present[source]
+        self.marks[dest] = self.marks[source]
 
     # -- per packet -------------------------------------------------------------------------------------
     def put(self, slot: int, timestamp: int, payload: bytes | memoryview, now: float) -> int:
@@ -195,29 +216,36 @@ class JitterBuffer:
         if ahead < 0:
             self.late[slot] += 1
             return PutResult.LATE
-        if ahead + n > RING - FRAME:
-            self.present[slot] = 0
+        relative = (timestamp - int(self.origin[slot])) & 0xFFFFFFFF
+        if ahead + n > RING - FRAME or relative % BLOCK:
+            self.marks[slot] = 0
             self.play[slot] = (timestamp - int(self.target[slot])) & 0xFFFFFFFF
             self.origin[slot] = timestamp
             self.newest[slot] = timestamp
             self.resyncs[slot] += 1
             result = PutResult.RESYNC
-        pos = timestamp & _MASK
-        present = self._present_views[slot]
-        if present[pos]:
+            relative = 0
+        block = relative // BLOCK
+        first_slot = block & _SLOT_MASK
+        mark = _lap_mark(block)
+        marks = self._mark_views[slot]
+        if marks[first_slot] == mark:
             self.duplicate[slot] += 1
             return PutResult.DUPLICATE
         ring = self._ring_views[slot]
+        pos = first_slot * BLOCK
         end = pos + n
+        whole = n // BLOCK
         if end <= RING:
             ring[pos:end] = payload
-            present[pos:end] = _ONES[:n]
+            marks[first_slot : first_slot + whole] = _MARK_BYTES[mark & 0x7F][:whole]
         else:
             first = RING - pos
-            ring[pos:] = payload[:first]
+            ring[pos:RING] = payload[:first]
             ring[: end - RING] = payload[first:]
-            present[pos:] = _ONES[:first]
-            present[: end - RING] = _ONES[: n - first]
+            head = SLOTS - first_slot
+            marks[first_slot:SLOTS] = _MARK_BYTES[mark & 0x7F][:head]
+            marks[: whole - head] = _MARK_BYTES[_lap_mark(block + head) & 0x7F][: whole - head]
         if _signed(timestamp + n - int(self.newest[slot])) > 0:
             self.newest[slot] = (timestamp + n) & 0xFFFFFFFF
         self.packet_size[slot] = n
@@ -234,19 +262,38 @@ class JitterBuffer:
         if n == 0:
             return np.zeros(0, np.bool_)
         play = self.play[:n]
-        index = self._index[:n]
-        np.add(play[:, None], _COLUMN, out=index)
-        np.bitwise_and(index, _MASK, out=index)
-        index += self._row_base[:n]
-        np.take(self._flat_ring, index, out=out[:n], mode="clip")
-        np.take(self._flat_present, index, out=present[:n].view(np.uint8), mode="clip")
-        self._flat_present[index] = 0
+        block = self._block[:n]
+        np.subtract(play, self.origin[:n], out=block)
+        block &= 0xFFFFFFFF
+        block //= BLOCK
+        slot0, slot1 = self._slot0[:n], self._slot1[:n]
+        np.bitwise_and(block, _SLOT_MASK, out=slot0)
+        np.add(slot0, 1, out=slot1)
+        slot1 &= _SLOT_MASK
+        mark0, mark1 = self._mark0[:n], self._mark1[:n]
+        np.right_shift(block, _LAP_SHIFT, out=mark0)
+        mark0 &= 0x7F
+        mark0 |= 0x80
+        block += 1
+        np.right_shift(block, _LAP_SHIFT, out=mark1)
+        mark1 &= 0x7F
+        mark1 |= 0x80
+        rows = self._rows[:n]
+        frames = out[:n]
+        frames[:, :BLOCK] = self._blocks[rows, slot0]
+        frames[:, BLOCK:] = self._blocks[rows, slot1]
+        marks = self.marks[:n]
+        first = marks[rows, slot0] == mark0
+        second = marks[rows, slot1] == mark1
+        complete = first & second
+        self.complete = complete
+        present[:n, :BLOCK] = first[:, None]
+        present[:n, BLOCK:] = second[:, None]
+        empty = ~(first | second)
         started = self.started[:n]
-        complete = present[:n].all(axis=1)
-        empty = ~present[:n].any(axis=1)
         level = (self.newest[:n] - play + 0x80000000) % 0x100000000 - 0x80000000
         begun = (play - self.origin[:n] + 0x80000000) % 0x100000000 >= 0x80000000
-        lost = started & ~complete & (level > FRAME) & begun
+        lost: NDArray[np.bool_] = started & ~complete & (level > FRAME) & begun
         self.concealed[:n] += lost
         hold = started & empty & (level <= 0)
         above = started & (level - FRAME > self.target[:n] + FRAME)
@@ -256,10 +303,6 @@ class JitterBuffer:
         excess = run >= _EXCESS_TICKS
         run[excess] = 0
         advance = np.where(hold, 0, FRAME) + np.where(excess, FRAME // 2, 0)
-        if excess.any():
-            skipped = np.flatnonzero(excess)
-            cols = (play[skipped, None] + FRAME + _COLUMN[: FRAME // 2]) & _MASK
-            self._flat_present[cols + self._row_base[skipped]] = 0
         play += advance
         play &= 0xFFFFFFFF
         target = np.rint(self.packet_size[:n] + 4.0 * self.jitter[:n]).astype(np.int64)

@@ -43,6 +43,8 @@ class Mixer:
         self.room_starts = _EMPTY
         self.route_src = _EMPTY
         self.route_dst = _EMPTY
+        self.route_member = _EMPTY
+        """Per route: the listener's position in ``members``."""
 
     # -- commands ---------------------------------------------------------------------------------------
     def bridge(self, a: int, b: int) -> None:
@@ -151,6 +153,8 @@ class Mixer:
         self.room_starts = np.array(starts, np.intp)
         self.route_src = np.array(route_src, np.intp)
         self.route_dst = np.array(route_dst, np.intp)
+        position = {slot: i for i, slot in enumerate(members)}
+        self.route_member = np.array([position[d] for d in route_dst], np.intp)
         self.dirty = False
 
     def mix(self, heard: NDArray[np.int16], out: NDArray[np.int32]) -> None:
@@ -164,3 +168,40 @@ class Mixer:
             out[self.members] = totals[self.member_room] - contribution
         if self.route_dst.size:
             np.add.at(out, self.route_dst, heard[self.route_src].astype(np.int32))
+
+    def render(
+        self,
+        heard: NDArray[np.int16],
+        players: NDArray[np.int16],
+        playing: NDArray[np.bool_],
+        audio: NDArray[np.int16],
+    ) -> None:
+        """Write into ``audio`` what every slot hears: its player plus whom it is mixed with, clipped.
+
+        ``heard``, ``players`` and ``audio`` are ``(n, FRAME)``; ``playing`` says which player rows are not
+        silence. Rows of a bridge whose player is silent are one row copy; int32 sums are made only for
+        room members and for bridged rows with a prompt playing.
+        """
+        np.copyto(audio, players)
+        dst, src = self.bridge_dst, self.bridge_src
+        if dst.size:
+            audio[dst] = heard[src]
+            busy = playing[dst]
+            if busy.any():
+                rows = dst[busy]
+                total = heard[src[busy]].astype(np.int32)
+                total += players[rows]
+                np.clip(total, -32768, 32767, out=total)
+                audio[rows] = total
+        members = self.members
+        if members.size:
+            contribution = heard[members].astype(np.int32)
+            contribution *= self.member_weight
+            totals = np.add.reduceat(contribution, self.room_starts, axis=0)
+            out = totals[self.member_room]
+            out -= contribution
+            if self.route_dst.size:
+                np.add.at(out, self.route_member, heard[self.route_src].astype(np.int32))
+            out += players[members]
+            np.clip(out, -32768, 32767, out=out)
+            audio[members] = out

@@ -25,12 +25,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from switch.media.channels import FRAME, ChannelTable
-from switch.media.codec_registry import DECODE
+from switch.media.codec_registry import DECODE_PAIRS
+from switch.media.conceal import RowConcealer
 from switch.media.dtmf import EventReceiver, InbandDetectors
 from switch.media.jitter import JitterBuffer
 from switch.media.mixer import Mixer
 from switch.media.recorder import Recording, WavWriter, silent_rows
-from voicecodecs.plc import Concealer
 
 __all__ = ["Pipeline", "TickOutput"]
 
@@ -53,6 +53,7 @@ class Pipeline:
         self.slot_of = slot_of
         self.writer = writer
         self.jitter = JitterBuffer(table.capacity)
+        self.concealer = RowConcealer(table.capacity)
         self.events = EventReceiver(table.capacity)
         self.mixer = Mixer()
         self.inband = InbandDetectors()
@@ -76,11 +77,9 @@ class Pipeline:
         """What each channel's peer sent (decoded and concealed): the input of the mix."""
         self.audio = np.zeros((capacity, FRAME), np.int16)
         """What each channel hears (mix plus players): the output, before encoding."""
-        self._index = np.zeros((capacity, FRAME), np.intp)
-        self._mix = np.zeros((capacity, FRAME), np.int32)
-        self._lost = np.zeros(capacity, np.bool_)
+        self._pairs = np.zeros((capacity, FRAME // 2), np.intp)
         self.skip = np.zeros(capacity, np.bool_)
-        self.concealer = Concealer(capacity)
+        self.concealer.ensure(capacity)
         self.jitter.ensure(capacity)
         self.events.ensure(capacity)
 
@@ -90,10 +89,12 @@ class Pipeline:
             self._grow(self.table.capacity)
         self.jitter.clear(slot)
         self.events.clear(slot)
+        self.concealer.clear(slot)
 
     def moved(self, source: int, dest: int) -> None:
         self.jitter.move(source, dest)
         self.events.move(source, dest)
+        self.concealer.move(source, dest)
         self.dirty = True
 
     def compile(self) -> None:
@@ -131,6 +132,7 @@ class Pipeline:
             self.compile()
         result.ended = table.gather()
         lost = self.jitter.pull(n, self.rx_bytes, self.present)
+        complete = self.jitter.complete
         dst, src = self._pairs_dst, self._pairs_src
         codec = table.codec_offset
         passable = (codec[dst] == codec[src]) & ~table.playing[dst]
@@ -139,50 +141,50 @@ class Pipeline:
         heard = self.heard[:n]
         self.decoded = need_decode
         if need_decode:
-            self._decode(n, lost)
+            self._decode(n, lost, complete)
             if self.inband.active:
                 result.digits = self.inband.process(self.heard)
         audio = self._mix_audio(n, heard)
         if self._record_channels:
             self._record(audio, result)
-        table.encode(audio, ticks)
         skip = self.skip[:n]
         skip[:] = False
         if dst.size:
-            complete = self.present[src].all(axis=1)
-            through = passable & complete
+            through = passable & complete[src]
             if through.any():
-                table.payload[dst[through]] = self.rx_bytes[src[through]]
-                table.packets["payload"][dst[through]] = self.rx_bytes[src[through]]
+                rows = dst[through]
+                keep = np.ones(n, np.bool_)
+                keep[rows] = False
+                table.encode(audio, ticks, np.flatnonzero(keep))
+                payload = self.rx_bytes[src[through]]
+                table.payload[rows] = payload
+                table.packets["payload"][rows] = payload
+            else:
+                table.encode(audio, ticks)
             if not need_decode:
-                skip[dst[~complete & self.jitter.started[src]]] = True
+                skip[dst[~complete[src] & self.jitter.started[src]]] = True
+        else:
+            table.encode(audio, ticks)
         return result
 
-    def _decode(self, n: int, lost: NDArray[np.bool_]) -> None:
+    def _decode(self, n: int, lost: NDArray[np.bool_], complete: NDArray[np.bool_]) -> None:
+        """Decode every row two bytes per lookup, zero the missing samples, conceal the lost rows."""
         heard = self.heard[:n]
-        index = self._index[:n]
-        np.add(self.rx_bytes[:n], self.table.decode_offset[:n, None], out=index)
-        np.take(DECODE, index, out=heard, mode="clip")
-        heard *= self.present[:n]
-        self._lost[:n] = lost
-        self._lost[n:] = False
-        concealed = self.concealer.process(self.heard, self._lost)
-        # Lost frames keep what did arrive; every other frame takes the concealer's output, which is the
-        # frame itself except the first one after a loss (the synthetic signal faded into the real one).
-        np.copyto(heard, concealed[:n], where=~(self.present[:n] & lost[:, None]))
+        pairs = self._pairs[:n]
+        np.add(self.rx_bytes[:n].view(np.uint16), self.table.codec_offset[:n, None], out=pairs)
+        np.take(DECODE_PAIRS, pairs, out=heard.view(np.int32), mode="clip")
+        partial = np.flatnonzero(~complete)
+        if partial.size:
+            heard[partial] *= self.present[partial]
+        self.concealer.process(heard, lost, self.present)
 
     def _mix_audio(self, n: int, heard: NDArray[np.int16]) -> NDArray[np.int16]:
         mixer = self.mixer
         players = self.table.frames[:n]
         if not (mixer.bridge_dst.size or mixer.members.size):
             return players
-        mix = self._mix[:n]
-        mix.fill(0)
-        mixer.mix(heard, mix)
-        mix += players
-        np.clip(mix, -32768, 32767, out=mix)
         audio = self.audio[:n]
-        np.copyto(audio, mix, casting="unsafe")
+        mixer.render(heard, players, self.table.playing[:n], audio)
         return audio
 
     def _record(self, audio: NDArray[np.int16], result: TickOutput) -> None:
