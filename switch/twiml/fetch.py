@@ -8,11 +8,11 @@ import hashlib
 import hmac
 import importlib.resources
 import logging
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import aiohttp
 from yarl import URL
@@ -24,6 +24,7 @@ from switch.twiml.errors import (
     CONNECT_FAILURE,
     HTTP_RETRIEVAL_FAILURE,
     INVALID_URL,
+    PROTOCOL_VIOLATION,
     FetchError,
 )
 from switch.twiml.parser import MAX_DOCUMENT_BYTES
@@ -78,6 +79,7 @@ class WebhookClient:
         self.settings = settings
         self.audio_cache = audio_cache if audio_cache is not None else AudioCache()
         self._session: aiohttp.ClientSession | None = None
+        self._background: set[asyncio.Future[object]] = set()
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -88,7 +90,19 @@ class WebhookClient:
             self._session = aiohttp.ClientSession(timeout=timeout, headers={"User-Agent": USER_AGENT})
         return self._session
 
+    def background(self, coro: Coroutine[Any, Any, object]) -> None:
+        """Run a request that must outlive its call's session (a callback after hangup), kept until done."""
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def drain(self) -> None:
+        """Wait for the background requests started so far (and those they start)."""
+        while self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
     async def close(self) -> None:
+        await self.drain()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -109,6 +123,14 @@ class WebhookClient:
         body = await self._read_local(url, MAX_DOCUMENT_BYTES)
         return FetchedDocument(body, url)
 
+    async def send(self, url: str, method: str, params: Mapping[str, str]) -> int:
+        """A signed callback request whose answer is not TwiML (status and recording callbacks); returns
+        the HTTP status. Raises FetchError (11200 for 4xx/5xx, 11205, 11206) like ``fetch``."""
+        if url_kind(url) is not UrlKind.HTTP:
+            raise FetchError(INVALID_URL, f"a callback must be http(s), not {url!r}", url=url)
+        status, _, _ = await self._request(url, method, params, 0, audio=False, expect_body=False)
+        return status
+
     async def fetch_audio(self, url: str) -> bytes:
         """The bytes of a Play file: GET over http(s) (kept in ``cache_dir`` when set), or a local read."""
         limit = self.settings.max_audio_bytes
@@ -120,12 +142,12 @@ class WebhookClient:
                 return await asyncio.to_thread(cached.read_bytes)
             except FileNotFoundError:
                 pass
-        data = await self._request(url, "GET", {}, limit, audio=True)
-        if len(data[0]) > limit:
+        _, data, _ = await self._request(url, "GET", {}, limit, audio=True)
+        if len(data) > limit:
             raise FetchError(HTTP_RETRIEVAL_FAILURE, f"audio larger than {limit} bytes", url=url)
         if cached is not None:
-            await asyncio.to_thread(self._write_cache, cached, data[0])
-        return data[0]
+            await asyncio.to_thread(self._write_cache, cached, data)
+        return data
 
     def _disk_cache_path(self, url: str) -> Path | None:
         if self.settings.cache_dir is None:
@@ -140,12 +162,19 @@ class WebhookClient:
         tmp.replace(path)
 
     async def _fetch_http(self, url: str, method: str, params: Mapping[str, str]) -> FetchedDocument:
-        body, final_url = await self._request(url, method, params, MAX_DOCUMENT_BYTES, audio=False)
+        _, body, final_url = await self._request(url, method, params, MAX_DOCUMENT_BYTES, audio=False)
         return FetchedDocument(body, final_url)
 
     async def _request(
-        self, url: str, method: str, params: Mapping[str, str], limit: int, *, audio: bool
-    ) -> tuple[bytes, str]:
+        self,
+        url: str,
+        method: str,
+        params: Mapping[str, str],
+        limit: int,
+        *,
+        audio: bool,
+        expect_body: bool = True,
+    ) -> tuple[int, bytes, str]:
         method = method.upper()
         try:
             target = URL(url)
@@ -166,6 +195,8 @@ class WebhookClient:
             async with self._http().request(method, target, data=data, headers=headers) as resp:
                 if resp.status >= 400:
                     raise FetchError(HTTP_RETRIEVAL_FAILURE, f"HTTP {resp.status} from {url}", url=url)
+                if not expect_body:
+                    return resp.status, b"", str(resp.url)
                 ctype = resp.content_type.lower()
                 ok = (ctype.startswith("audio/") or ctype in AUDIO_TYPES) if audio else _is_xml(ctype)
                 if not ok:
@@ -175,9 +206,17 @@ class WebhookClient:
                     body += chunk
                     if len(body) > limit:
                         break
-                return bytes(body), str(resp.url)
+                return resp.status, bytes(body), str(resp.url)
         except FetchError:
             raise
+        except (
+            aiohttp.ServerDisconnectedError,
+            aiohttp.ClientPayloadError,
+            aiohttp.ClientResponseError,
+        ) as exc:
+            raise FetchError(
+                PROTOCOL_VIOLATION, f"HTTP protocol violation by {url}: {exc!r}", url=url
+            ) from exc
         except (aiohttp.ClientConnectionError, TimeoutError) as exc:
             raise FetchError(CONNECT_FAILURE, f"cannot reach {url}: {exc!r}", url=url) from exc
         except aiohttp.InvalidURL as exc:

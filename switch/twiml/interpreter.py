@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 
-from switch.twiml.errors import APPLICATION_ERROR, HTTP_RETRIEVAL_FAILURE, INVALID_URL, TwimlError
+from switch.twiml.errors import (
+    APPLICATION_ERROR,
+    HTTP_RETRIEVAL_FAILURE,
+    INVALID_URL,
+    TwimlError,
+    error_sink,
+    report,
+)
 from switch.twiml.fetch import WebhookClient
 from switch.twiml.parser import Document, parse_twiml
 from switch.twiml.session import Action, CallControl, InterpreterSettings, Outcome, RunContext
@@ -20,7 +28,13 @@ log = logging.getLogger("switch.twiml")
 
 
 class Interpreter:
-    """One TwiML session for one call. ``run`` returns when the session is over (the call is hung up)."""
+    """One TwiML session for one call. ``run`` returns when the session is over (the call is hung up).
+
+    Errors follow Twilio: a document that cannot be fetched or parsed makes the session request the
+    FallbackUrl (with ErrorCode and ErrorUrl); when there is none, or it fails too, the caller hears the
+    application-error prompt and the call is hung up. Every error is logged with the CallSid, kept in
+    ``errors`` and told to ``settings.on_error``.
+    """
 
     def __init__(self, call: CallControl, settings: InterpreterSettings, client: WebhookClient) -> None:
         self.call = call
@@ -28,25 +42,49 @@ class Interpreter:
         self.client = client
         self.requests = 0
         self.redirects = 0
+        """Documents requested in a row without the caller doing anything (the loop guard)."""
+        self.errors: list[tuple[int, str, str]] = []
+        """``(code, message, url)`` of every error and warning of this session, in order."""
+        self.fallback_url = settings.fallback_url
+        self.fallback_method = settings.fallback_method
 
     def params(self) -> dict[str, str]:
         """The parameters Twilio sends on every request for this call, as of now."""
         call = self.call
-        return {
+        if call.ended.is_set():
+            status = "completed"
+        else:
+            status = "in-progress" if call.answered else "ringing"
+        params = {
             "CallSid": call.sid,
             "AccountSid": call.account_sid or self.settings.account_sid,
             "From": call.from_,
             "To": call.to,
-            "CallStatus": "in-progress" if call.answered else "ringing",
+            "CallStatus": status,
             "ApiVersion": API_VERSION,
             "Direction": call.direction,
             "CallerName": call.caller_name,
             "SipCallId": call.sip_call_id,
         }
+        if call.parent_call_sid:
+            params["ParentCallSid"] = call.parent_call_sid
+        return params
 
-    async def run(self, app_url: str, *, method: str = "POST", twiml: bytes | None = None) -> None:
+    async def run(
+        self,
+        app_url: str,
+        *,
+        method: str = "POST",
+        twiml: bytes | None = None,
+        fallback_url: str | None = None,
+        fallback_method: str | None = None,
+    ) -> None:
         """Run the application at ``app_url`` (or the ``twiml`` given inline, as the REST API's ``Twiml``
-        parameter does) until it ends or ``call.ended`` is set."""
+        parameter does) until it ends or ``call.ended`` is set. ``fallback_url`` (a REST call's
+        FallbackUrl, a route's fallback) replaces ``settings.fallback_url`` for this call."""
+        if fallback_url:
+            self.fallback_url = fallback_url
+            self.fallback_method = fallback_method or "POST"
         if self.call.ended.is_set():
             return
         session = asyncio.ensure_future(self._session(app_url, method, twiml))
@@ -62,13 +100,19 @@ class Interpreter:
             log.error("TwiML session of call %s failed", self.call.sid, exc_info=exc)
             await self.call.hangup()
 
+    def _on_error(self, code: int, message: str, url: str) -> None:
+        self.errors.append((code, message, url))
+        if self.settings.on_error is not None:
+            self.settings.on_error(self.call.sid, code, message, url)
+
     async def _session(self, app_url: str, method: str, twiml: bytes | None) -> None:
+        error_sink.set(self._on_error)  # this task's context: every verb, and what verbs start
         call = self.call
         await call.ringing()
         if twiml is not None:
             document = await self._inline(twiml)
         else:
-            document = await self._load(app_url, method, None)
+            document = await self._load(app_url, method, None, {})
         first = True
         while document is not None:
             if first and document.verbs and isinstance(document.verbs[0], Reject):
@@ -82,15 +126,16 @@ class Interpreter:
             if outcome.action is Action.NEXT:  # end of the document
                 await call.hangup()
                 return
-            self.redirects += 1
+            self.redirects = 0 if outcome.caller_input else self.redirects + 1
             if self.redirects > self.settings.max_redirects:
-                self._log_error(HTTP_RETRIEVAL_FAILURE, f"more than {self.settings.max_redirects} redirects")
-                await call.hangup()
+                limit = self.settings.max_redirects
+                self._log_error(HTTP_RETRIEVAL_FAILURE, f"more than {limit} redirects in a row", outcome.url)
+                await self._application_error()
                 return
-            document = await self._load(outcome.url, outcome.method, document)
+            document = await self._load(outcome.url, outcome.method, document, outcome.params)
 
     def _context(self, document: Document) -> RunContext:
-        return RunContext(self.call, self.settings, self.client, document.url, document.local)
+        return RunContext(self.call, self.settings, self.client, document.url, document.local, self.params)
 
     async def _execute(self, document: Document) -> Outcome:
         """Run the verbs in order; stop at the first that does not say NEXT."""
@@ -101,27 +146,41 @@ class Interpreter:
                 return outcome
         return Outcome(Action.NEXT)
 
-    async def _load(self, url: str, method: str, current: Document | None) -> Document | None:
-        """Fetch and parse a document; on failure play the application-error prompt and hang up."""
+    async def _load(
+        self, url: str, method: str, current: Document | None, extra: Mapping[str, str]
+    ) -> Document | None:
+        """Fetch and parse a document; on failure the FallbackUrl, then the application-error prompt."""
         try:
             if current is not None and not current.local and url_kind(url) is not UrlKind.HTTP:
                 raise TwimlError(INVALID_URL, f"a remote document cannot lead to {url!r}")
-            self.requests += 1
-            fetched = await self.client.fetch(url, method, self.params())
-            # A local document may have been redirected to http(s); files stay files.
-            base = fetched.url if not is_local(url) else url
-            return parse_twiml(fetched.body, base_url=base)
+            return await self._fetch(url, method, extra)
         except TwimlError as exc:
-            self._log_error(exc.code, f"{exc.message} (url {url})")
+            self._log_error(exc.code, f"{exc.message} (url {url})", url)
+            code = exc.code
+        fallback = self.fallback_url
+        if fallback and fallback != url:
+            try:  # the fallback is the operator's (or the API caller's): it may be a local file
+                return await self._fetch(
+                    fallback, self.fallback_method, {**extra, "ErrorCode": str(code), "ErrorUrl": url}
+                )
+            except TwimlError as exc:
+                self._log_error(exc.code, f"{exc.message} (fallback url {fallback})", fallback)
         await self._application_error()
         return None
+
+    async def _fetch(self, url: str, method: str, extra: Mapping[str, str]) -> Document:
+        self.requests += 1
+        fetched = await self.client.fetch(url, method, {**self.params(), **extra})
+        # A local document may have been redirected to http(s); files stay files.
+        base = fetched.url if not is_local(url) else url
+        return parse_twiml(fetched.body, base_url=base)
 
     async def _inline(self, twiml: bytes) -> Document | None:
         """A document given inline: never local (it may not Play files); relative URLs lead nowhere."""
         try:
             return parse_twiml(twiml, base_url=INLINE_URL)
         except TwimlError as exc:
-            self._log_error(exc.code, f"{exc.message} (inline TwiML)")
+            self._log_error(exc.code, f"{exc.message} (inline TwiML)", INLINE_URL)
         await self._application_error()
         return None
 
@@ -134,11 +193,5 @@ class Interpreter:
         finally:
             await call.hangup()
 
-    def _log_error(self, code: int, message: str) -> None:
-        log.error(
-            "TwiML error %d (call %s): %s",
-            code,
-            self.call.sid,
-            message,
-            extra={"twilio_code": code, "call_sid": self.call.sid},
-        )
+    def _log_error(self, code: int, message: str, url: str = "") -> None:
+        report(code, message, call_sid=self.call.sid, url=url)

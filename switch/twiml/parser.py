@@ -15,13 +15,18 @@ from xml.etree.ElementTree import Element, TreeBuilder
 
 from switch.twiml.dial import Dial
 from switch.twiml.errors import PARSE_FAILURE, TwimlError
+from switch.twiml.gather import Gather
 from switch.twiml.queues import Enqueue, Leave
+from switch.twiml.record import Record
 from switch.twiml.urls import is_local
 from switch.twiml.verbs import UNSUPPORTED_VERBS, VERB_CLASSES, Unsupported, Verb, warn
 
-__all__ = ["MAX_DOCUMENT_BYTES", "Document", "parse_twiml"]
+__all__ = ["MAX_DOCUMENT_BYTES", "VERBS", "Document", "parse_twiml"]
 
-_CONNECT_VERBS: dict[str, type[Verb]] = {Dial.TAG: Dial, Enqueue.TAG: Enqueue, Leave.TAG: Leave}
+VERBS: dict[str, type[Verb]] = {**VERB_CLASSES, Gather.TAG: Gather, Record.TAG: Record}
+VERBS |= {Dial.TAG: Dial, Enqueue.TAG: Enqueue, Leave.TAG: Leave}
+"""Every verb this switch runs, by tag."""
+
 MAX_DOCUMENT_BYTES = 64 * 1024
 log = logging.getLogger("switch.twiml")
 
@@ -115,7 +120,7 @@ def parse_twiml(data: bytes, *, base_url: str) -> Document:
         warn("text directly inside <Response> ignored")
     verbs: list[Verb] = []
     for element in root:
-        cls = _CONNECT_VERBS.get(element.tag) or VERB_CLASSES.get(element.tag)
+        cls = VERBS.get(element.tag)
         if cls is not None:
             verbs.append(cls.from_element(element, base_url))
         elif element.tag in UNSUPPORTED_VERBS:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import enum
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -20,9 +22,12 @@ __all__ = [
     "Action",
     "CallControl",
     "InterpreterSettings",
+    "ErrorCallback",
     "Outcome",
+    "RecordingInfo",
     "RunContext",
     "SAMPLE_RATE",
+    "rfc2822",
 ]
 
 SAMPLE_RATE = 8000
@@ -31,11 +36,28 @@ SAMPLE_RATE = 8000
 log = logging.getLogger("switch.twiml")
 
 
+class RecordingInfo(Protocol):
+    """What a finished recording tells (``switch.media.recorder.RecordingResult`` has this shape)."""
+
+    @property
+    def path(self) -> Path: ...
+    @property
+    def duration(self) -> float: ...
+    @property
+    def ended_by(self) -> str:
+        """ "silence" | "max-length" | "digit" | "stopped" | "closed"."""
+        ...
+
+    @property
+    def digit(self) -> str | None: ...
+
+
 class CallControl(Protocol):
     """What the interpreter needs from a call; the call layer implements it."""
 
     sid: str
     account_sid: str
+    parent_call_sid: str | None
     from_: str
     to: str
     caller_name: str
@@ -43,6 +65,8 @@ class CallControl(Protocol):
     direction: str
     answered: bool
     ended: asyncio.Event
+    digits: asyncio.Queue[str]
+    """Every DTMF digit the caller presses (RFC 4733, SIP INFO or in-band), in order."""
 
     async def ringing(self) -> None:
         """Send 180 Ringing (idempotent)."""
@@ -67,6 +91,26 @@ class CallControl(Protocol):
         """Decode WAV/MP3 bytes to 8 kHz mono audio, off the event loop."""
         ...
 
+    async def record(
+        self,
+        path: Path,
+        *,
+        max_length: float,
+        silence_timeout: float | None,
+        finish_on_digits: str,
+        trim_silence: bool,
+        beep: bool,
+    ) -> RecordingInfo:
+        """Record the caller into a WAV file at ``path``; return when the recording ends."""
+        ...
+
+    async def send_digits(self, digits: str) -> None:
+        """Send DTMF to the caller (RFC 4733)."""
+
+
+ErrorCallback = Callable[[str, int, str, str], None]
+"""``on_error(call_sid, code, message, url)``."""
+
 
 @dataclass
 class InterpreterSettings:
@@ -81,6 +125,15 @@ class InterpreterSettings:
     """When set, webhook requests carry ``X-Twilio-Signature``."""
     max_audio_bytes: int = 32 * 1024 * 1024
     """Largest Play file fetched."""
+    fallback_url: str | None = None
+    """Requested (with ErrorCode and ErrorUrl) when a document cannot be fetched or parsed."""
+    fallback_method: str = "POST"
+    on_error: ErrorCallback | None = None
+    """Told of every Twilio error and warning of a call (besides the log)."""
+    public_base_url: str = "http://127.0.0.1:8080"
+    """Where the switch's HTTP server is reached: RecordingUrl starts with it."""
+    recordings_dir: Path | None = None
+    """Where ``<Record>`` writes ``{RecordingSid}.wav``; without it, Record is skipped with a warning."""
 
 
 class Action(enum.Enum):
@@ -99,6 +152,9 @@ class Outcome:
     url: str = ""
     method: str = "POST"
     params: Mapping[str, str] = field(default_factory=dict)
+    """Sent with the request for ``url``, besides the standard ones (Digits, RecordingUrl...)."""
+    caller_input: bool = False
+    """The caller did something (pressed digits, recorded): the redirect-loop count starts again."""
 
 
 NEXT = Outcome(Action.NEXT)
@@ -115,3 +171,10 @@ class RunContext:
     document_url: str
     local: bool
     """True when the running document came from a file or package data: Play may read files."""
+    base_params: Callable[[], dict[str, str]] = dict
+    """The standard request parameters of the call, as of now (for requests a verb makes itself)."""
+
+
+def rfc2822(timestamp: float) -> str:
+    """A Unix time as Twilio writes dates: ``Tue, 10 Aug 2010 22:33:42 +0000``."""
+    return email.utils.format_datetime(datetime.fromtimestamp(timestamp, UTC))

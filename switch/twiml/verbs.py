@@ -15,7 +15,7 @@ from xml.etree.ElementTree import Element
 import numpy as np
 from numpy.typing import NDArray
 
-from switch.twiml.errors import BAD_CONTENT_TYPE, SCHEMA_WARNING, TwimlError
+from switch.twiml.errors import BAD_CONTENT_TYPE, SCHEMA_WARNING, TwimlError, report
 from switch.twiml.session import HANGUP, NEXT, Action, Outcome, RunContext
 from switch.twiml.tones import VALID_DIGITS, dtmf, silence
 from switch.twiml.urls import is_local, resolve_url
@@ -31,14 +31,17 @@ __all__ = [
     "Unsupported",
     "VERB_CLASSES",
     "Verb",
+    "attributes_of",
+    "bool_attr",
+    "choice_attr",
+    "int_attr",
+    "no_children",
     "warn",
 ]
 
 log = logging.getLogger("switch.twiml")
 
-UNSUPPORTED_VERBS = frozenset(
-    "Gather Dial Record Enqueue Leave Echo Refer Connect Start Stop Pay Sms".split()
-)
+UNSUPPORTED_VERBS = frozenset("Dial Enqueue Leave Echo Refer Connect Start Stop Pay Sms".split())
 """Twilio verbs that parse but are skipped (with a warning) for now."""
 
 METHODS = ("GET", "POST")
@@ -46,23 +49,17 @@ METHODS = ("GET", "POST")
 
 def warn(message: str, *, call_sid: str = "") -> None:
     """Log a Twilio 12200 (schema validation) warning: the document goes on."""
-    log.warning(
-        "TwiML warning %d%s: %s",
-        SCHEMA_WARNING,
-        f" (call {call_sid})" if call_sid else "",
-        message,
-        extra={"twilio_code": SCHEMA_WARNING, "call_sid": call_sid},
-    )
+    report(SCHEMA_WARNING, message, call_sid=call_sid, level=logging.WARNING)
 
 
-def _attrs(element: Element, allowed: frozenset[str]) -> dict[str, str]:
+def attributes_of(element: Element, allowed: frozenset[str]) -> dict[str, str]:
     for name in element.attrib:
         if name not in allowed:
             warn(f"<{element.tag}> has unknown attribute {name!r}")
     return {k: v for k, v in element.attrib.items() if k in allowed}
 
 
-def _int(element: Element, attrs: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+def int_attr(element: Element, attrs: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
     raw = attrs.get(name)
     if raw is None:
         return default
@@ -76,7 +73,7 @@ def _int(element: Element, attrs: Mapping[str, str], name: str, default: int, mi
     return value
 
 
-def _choice(element: Element, attrs: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+def choice_attr(element: Element, attrs: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
     raw = attrs.get(name)
     if raw is None:
         return choices[0]
@@ -87,7 +84,18 @@ def _choice(element: Element, attrs: Mapping[str, str], name: str, choices: tupl
     return choices[0]
 
 
-def _no_children(element: Element) -> None:
+def bool_attr(element: Element, attrs: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = attrs.get(name)
+    if raw is None:
+        return default
+    text = raw.strip().lower()
+    if text in ("true", "false"):
+        return text == "true"
+    warn(f"<{element.tag} {name}={raw!r}> is not true or false; using {str(default).lower()}")
+    return default
+
+
+def no_children(element: Element) -> None:
     if len(element):
         warn(f"<{element.tag}> cannot nest <{element[0].tag}>; ignored")
 
@@ -131,12 +139,12 @@ class Say(Verb):
 
     @classmethod
     def from_element(cls, element: Element, base_url: str) -> Self:
-        attrs = _attrs(element, cls.ATTRIBUTES)
+        attrs = attributes_of(element, cls.ATTRIBUTES)
         return cls(
             text=_text(element),
             voice=attrs.get("voice") or None,
             language=attrs.get("language") or None,
-            loop=_int(element, attrs, "loop", 1),
+            loop=int_attr(element, attrs, "loop", 1),
         )
 
     async def run(self, ctx: RunContext) -> Outcome:
@@ -159,8 +167,8 @@ class Play(Verb):
 
     @classmethod
     def from_element(cls, element: Element, base_url: str) -> Self:
-        attrs = _attrs(element, cls.ATTRIBUTES)
-        _no_children(element)
+        attrs = attributes_of(element, cls.ATTRIBUTES)
+        no_children(element)
         raw = (element.text or "").strip()
         digits = attrs.get("digits", "").strip()
         if any(d not in VALID_DIGITS for d in digits.upper().replace("W", "w")):
@@ -169,7 +177,7 @@ class Play(Verb):
             warn("<Play> has neither a URL nor digits; it does nothing")
         return cls(
             url=resolve_url(base_url, raw) if raw else "",
-            loop=_int(element, attrs, "loop", 1),
+            loop=int_attr(element, attrs, "loop", 1),
             digits=digits,
         )
 
@@ -186,14 +194,8 @@ class Play(Verb):
         try:
             pcm = await ctx.client.audio_cache.get(self.url, lambda: self._load(ctx))
         except TwimlError as exc:
-            log.warning(
-                "TwiML error %d (call %s): Play %s skipped: %s",
-                exc.code,
-                ctx.call.sid,
-                self.url,
-                exc.message,
-                extra={"twilio_code": exc.code, "call_sid": ctx.call.sid},
-            )
+            message = f"Play {self.url} skipped: {exc.message}"
+            report(exc.code, message, call_sid=ctx.call.sid, url=self.url, level=logging.WARNING)
             return NEXT
         await ctx.call.play(pcm, self.loop)
         return NEXT
@@ -216,9 +218,9 @@ class Pause(Verb):
 
     @classmethod
     def from_element(cls, element: Element, base_url: str) -> Self:
-        attrs = _attrs(element, cls.ATTRIBUTES)
-        _no_children(element)
-        return cls(length=_int(element, attrs, "length", 1))
+        attrs = attributes_of(element, cls.ATTRIBUTES)
+        no_children(element)
+        return cls(length=int_attr(element, attrs, "length", 1))
 
     async def run(self, ctx: RunContext) -> Outcome:
         if self.length > 0:
@@ -234,8 +236,8 @@ class Hangup(Verb):
 
     @classmethod
     def from_element(cls, element: Element, base_url: str) -> Self:
-        _attrs(element, cls.ATTRIBUTES)
-        _no_children(element)
+        attributes_of(element, cls.ATTRIBUTES)
+        no_children(element)
         return cls()
 
     async def run(self, ctx: RunContext) -> Outcome:
@@ -260,9 +262,9 @@ class Reject(Verb):
 
     @classmethod
     def from_element(cls, element: Element, base_url: str) -> Self:
-        attrs = _attrs(element, cls.ATTRIBUTES)
-        _no_children(element)
-        return cls(reason=_choice(element, attrs, "reason", ("rejected", "busy")))
+        attrs = attributes_of(element, cls.ATTRIBUTES)
+        no_children(element)
+        return cls(reason=choice_attr(element, attrs, "reason", ("rejected", "busy")))
 
     async def run(self, ctx: RunContext) -> Outcome:
         if ctx.call.answered:  # only a first verb can refuse; later it ends the call
@@ -283,11 +285,11 @@ class Redirect(Verb):
 
     @classmethod
     def from_element(cls, element: Element, base_url: str) -> Self:
-        attrs = _attrs(element, cls.ATTRIBUTES)
-        _no_children(element)
+        attrs = attributes_of(element, cls.ATTRIBUTES)
+        no_children(element)
         return cls(
             url=resolve_url(base_url, element.text or ""),
-            method=_choice(element, attrs, "method", ("POST", "GET")),
+            method=choice_attr(element, attrs, "method", ("POST", "GET")),
         )
 
     async def run(self, ctx: RunContext) -> Outcome:

@@ -8,6 +8,7 @@ import uuid
 import wave
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -36,6 +37,7 @@ class FakeCall:
     def __init__(self) -> None:
         self.sid = "CA" + uuid.uuid4().hex
         self.account_sid = ACCOUNT
+        self.parent_call_sid: str | None = None
         self.from_ = "sip:alice@127.0.0.1"
         self.to = "sip:demo@127.0.0.1"
         self.caller_name = "Alice"
@@ -47,6 +49,14 @@ class FakeCall:
         self.played: list[NDArray[np.int16]] = []
         self.playing_forever = asyncio.Event()
         self.cancelled_play = False
+        self.digits: asyncio.Queue[str] = asyncio.Queue()
+        self.recordings: list[RecordingResult] = []
+        """What ``record`` returns, in order (the test sets them); the recorder writes ``path``."""
+        self.record_gate: asyncio.Event | None = None
+        """When set to an event, ``record`` waits for it (or for the call to end: ended_by "closed")."""
+        self.sent_digits: list[str] = []
+        self.on_play: list[str] = []
+        """Digits pushed into ``digits`` when the next prompts start, one string per play (barge-in)."""
 
     async def ringing(self) -> None:
         self.events.append(("ringing",))
@@ -65,6 +75,10 @@ class FakeCall:
     async def play(self, pcm: NDArray[np.int16], loop: int = 1) -> None:
         self.events.append(("play", len(pcm), loop))
         self.played.append(pcm)
+        if self.on_play:
+            for digit in self.on_play.pop(0):
+                self.digits.put_nowait(digit)
+            await asyncio.Event().wait()  # a long prompt: only barge-in (cancellation) ends it
         if loop == 0:
             self.playing_forever.set()
             try:
@@ -85,8 +99,49 @@ class FakeCall:
             raise ValueError(f"not a WAV: {exc}") from exc
         return np.frombuffer(frames, dtype="<i2").astype(np.int16)
 
+    async def record(
+        self,
+        path: Path,
+        *,
+        max_length: float,
+        silence_timeout: float | None,
+        finish_on_digits: str,
+        trim_silence: bool,
+        beep: bool,
+    ) -> RecordingResult:
+        self.events.append(
+            ("record", path.name, max_length, silence_timeout, finish_on_digits, trim_silence, beep)
+        )
+        result = self.recordings.pop(0)
+        audio = wav_bytes(np.zeros(int(result.duration * 8000), dtype=np.int16))
+        await asyncio.to_thread(path.write_bytes, audio)
+        if self.record_gate is not None:
+            gate = asyncio.ensure_future(self.record_gate.wait())
+            ended = asyncio.ensure_future(self.ended.wait())
+            try:
+                await asyncio.wait((gate, ended), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                gate.cancel()
+                ended.cancel()
+            if self.ended.is_set():
+                return RecordingResult(path, result.duration, "closed", None)
+        return RecordingResult(path, result.duration, result.ended_by, result.digit)
+
+    async def send_digits(self, digits: str) -> None:
+        self.sent_digits.append(digits)
+
     def kinds(self) -> list[object]:
         return [e[0] for e in self.events]
+
+
+@dataclass(frozen=True)
+class RecordingResult:
+    """The shape of switch.media.recorder.RecordingResult."""
+
+    path: Path
+    duration: float
+    ended_by: str
+    digit: str | None = None
 
 
 @dataclass

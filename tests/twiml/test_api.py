@@ -7,6 +7,17 @@ import switch.twiml
 
 def test_all_is_complete_and_importable() -> None:
     public = {n for n in vars(switch.twiml) if not n.startswith("_")}
-    modules = {"audio", "errors", "fetch", "interpreter", "parser", "session", "tones", "urls", "verbs"}
+    modules = {
+        "audio",
+        "callbacks",
+        "errors",
+        "fetch",
+        "gather",
+        "interpreter",
+        "parser",
+        "record",
+        "session",
+    }
+    modules |= {"dial", "queues", "tones", "urls", "verbs"}
     assert set(switch.twiml.__all__) == public - modules
     assert all(getattr(switch.twiml, n) is not None for n in switch.twiml.__all__)
