@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from aiohttp import web
 from numpy.typing import NDArray
+from twilio.request_validator import RequestValidator
 
 from switch.twiml.fetch import WebhookClient
 from switch.twiml.session import InterpreterSettings
@@ -55,6 +56,10 @@ class FakeCall:
         self.record_gate: asyncio.Event | None = None
         """When set to an event, ``record`` waits for it (or for the call to end: ended_by "closed")."""
         self.sent_digits: list[str] = []
+        self.recording_started = asyncio.Event()
+        self.answered_event = asyncio.Event()
+        self.duration = 7
+        self.sip_response_code: int | None = 200
         self.on_play: list[str] = []
         """Digits pushed into ``digits`` when the next prompts start, one string per play (barge-in)."""
 
@@ -64,6 +69,7 @@ class FakeCall:
     async def answer(self) -> None:
         if not self.answered:
             self.answered = True
+            self.answered_event.set()
             self.events.append(("answer",))
 
     async def reject(self, status: int) -> None:
@@ -113,6 +119,7 @@ class FakeCall:
             ("record", path.name, max_length, silence_timeout, finish_on_digits, trim_silence, beep)
         )
         result = self.recordings.pop(0)
+        self.recording_started.set()
         audio = wav_bytes(np.zeros(int(result.duration * 8000), dtype=np.int16))
         await asyncio.to_thread(path.write_bytes, audio)
         if self.record_gate is not None:
@@ -152,6 +159,8 @@ class Recorded:
     form: dict[str, str]
     headers: dict[str, str]
     content_type: str
+    signed: bool | None = None
+    """With ``AppServer.token``: did RequestValidator accept the signature?"""
 
 
 @dataclass
@@ -162,6 +171,7 @@ class AppServer:
     routes: dict[str, tuple[int, str, bytes]] = field(default_factory=dict)
     hang: set[str] = field(default_factory=set)
     requests: list[Recorded] = field(default_factory=list)
+    token: str | None = None
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -179,6 +189,10 @@ class AppServer:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+        signed = None
+        if self.token is not None:
+            signature = request.headers.get("X-Twilio-Signature", "")
+            signed = RequestValidator(self.token).validate(str(request.url), form, signature)
         self.requests.append(
             Recorded(
                 request.method,
@@ -187,6 +201,7 @@ class AppServer:
                 form,
                 dict(request.headers),
                 request.content_type,
+                signed,
             )
         )
         if request.path in self.hang:
