@@ -332,9 +332,7 @@ class ChannelTable:
             packets["payload"] = payload
         elif rows.size:
             index = audio[rows].view(np.uint16) + self.codec_offset[rows, None]
-            encoded = np.take(_ENCODE, index, mode="clip")
-            self.payload[rows] = encoded
-            self.packets["payload"][rows] = encoded
+            self.packets["payload"][rows] = np.take(_ENCODE, index, mode="clip")
         packets["seq"] = self.seq[:n]
         packets["timestamp"] = self.timestamp[:n]
         packets["mpt"] = self.mpt[:n]

@@ -521,7 +521,7 @@ class MediaEngine:
                 sender.pending.clear()
                 sender.timestamp = (int(table.timestamp[slot])) & 0xFFFFFFFF
                 continue
-            sender.pending += table.payload[slot].tobytes()
+            sender.pending += table.packets["payload"][slot].tobytes()
             remote = self._protocols[slot].peer.remote
             ssrc = int(table.packets["ssrc"][slot])
             while len(sender.pending) >= sender.size:

@@ -130,6 +130,8 @@ class JitterBuffer:
         self.ring = ring
         self.marks = marks
         self._blocks = ring.reshape(capacity, SLOTS, BLOCK)
+        self._windows = np.lib.stride_tricks.sliding_window_view(ring, FRAME, axis=1)
+        self._start = np.zeros(capacity, np.intp)
         rv = ring.data.cast("B")
         mv = marks.data.cast("B")
         self._ring_views = [rv[i * RING : (i + 1) * RING] for i in range(capacity)]
@@ -280,8 +282,15 @@ class JitterBuffer:
         mark1 |= 0x80
         rows = self._rows[:n]
         frames = out[:n]
-        frames[:, :BLOCK] = self._blocks[rows, slot0]
-        frames[:, BLOCK:] = self._blocks[rows, slot1]
+        # One 160-byte window per row; the rows whose frame wraps round the ring (one in 64) are fixed up.
+        start = self._start[:n]
+        np.multiply(slot0, BLOCK, out=start)
+        np.minimum(start, RING - FRAME, out=start)
+        frames[:] = self._windows[rows, start]
+        wrapping = np.flatnonzero(slot1 == 0)
+        if wrapping.size:
+            frames[wrapping, BLOCK:] = self._blocks[wrapping, 0]
+            frames[wrapping, :BLOCK] = self._blocks[wrapping, SLOTS - 1]
         marks = self.marks[:n]
         first = marks[rows, slot0] == mark0
         second = marks[rows, slot1] == mark1

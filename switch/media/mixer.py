@@ -45,6 +45,8 @@ class Mixer:
         self.route_dst = _EMPTY
         self.route_member = _EMPTY
         """Per route: the listener's position in ``members``."""
+        self.size_groups: list[tuple[int, int, int]] = []
+        self.any_muted = False
 
     # -- commands ---------------------------------------------------------------------------------------
     def bridge(self, a: int, b: int) -> None:
@@ -138,7 +140,15 @@ class Mixer:
         starts: list[int] = []
         route_src: list[int] = []
         route_dst: list[int] = []
-        for index, (room, roster) in enumerate(self._rooms.items()):
+        # Rooms ordered by size, so rooms of one size are consecutive and sum as one (rooms, size, FRAME) block.
+        ordered = sorted(self._rooms.items(), key=lambda item: len(item[1]))
+        groups: list[tuple[int, int, int]] = []
+        for index, (room, roster) in enumerate(ordered):
+            if groups and groups[-1][2] == len(roster):
+                start, count, size = groups[-1]
+                groups[-1] = (start, count + 1, size)
+            else:
+                groups.append((len(members), 1, len(roster)))
             starts.append(len(members))
             for channel, muted in roster.items():
                 members.append(slot_of(channel))
@@ -148,6 +158,9 @@ class Mixer:
                 route_src.append(slot_of(source))
                 route_dst.append(slot_of(listener))
         self.members = np.array(members, np.intp)
+        self.size_groups = groups
+        """(first member, rooms, members per room) of each run of rooms of one size."""
+        self.any_muted = 0 in weight
         self.member_room = np.array(room_index, np.intp)
         self.member_weight = np.array(weight, np.int32)[:, None]
         self.room_starts = np.array(starts, np.intp)
@@ -196,12 +209,19 @@ class Mixer:
         members = self.members
         if members.size:
             contribution = heard[members].astype(np.int32)
-            contribution *= self.member_weight
-            totals = np.add.reduceat(contribution, self.room_starts, axis=0)
-            out = totals[self.member_room]
-            out -= contribution
+            if self.any_muted:
+                contribution *= self.member_weight
+            out = np.empty_like(contribution)
+            frame = contribution.shape[1]
+            for start, rooms, size in self.size_groups:
+                end = start + rooms * size
+                block = contribution[start:end].reshape(rooms, size, frame)
+                totals = block.sum(axis=1, dtype=np.int32)
+                np.subtract(totals[:, None, :], block, out=out[start:end].reshape(rooms, size, frame))
             if self.route_dst.size:
                 np.add.at(out, self.route_member, heard[self.route_src].astype(np.int32))
-            out += players[members]
+            busy = playing[members]
+            if busy.any():
+                out[busy] += players[members[busy]]
             np.clip(out, -32768, 32767, out=out)
             audio[members] = out

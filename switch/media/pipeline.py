@@ -2,14 +2,17 @@
 
 Order of a tick (all ``(channels, 160)`` arrays allocated in advance):
 
-1. players: every channel's next prompt frame (:meth:`ChannelTable.gather`);
-2. receive: every channel's next frame from its jitter buffer (bytes and a present flag per sample);
-3. decode by table, zero what is missing, conceal losses (voicecodecs' G.711 Appendix I concealer) —
-   skipped entirely when no channel needs decoded audio (only pass-through bridges, or no bridge at all);
+1. players: the next prompt frame of the channels that play (:meth:`ChannelTable.gather`);
+2. receive: every channel's next frame from its jitter buffer (two 10 ms slot copies per row, a present
+   flag per half frame);
+3. decode two bytes per lookup (:data:`~switch.media.codec_registry.DECODE_PAIRS`), zero what is missing,
+   conceal the rows that lost a frame (:class:`~switch.media.conceal.RowConcealer`) — skipped entirely when
+   no channel needs decoded audio (only pass-through bridges, or no bridge at all);
 4. in-band DTMF over the channels that have it enabled;
-5. mix: bridges, rooms and listen routes (:class:`~switch.media.mixer.Mixer`) plus players, int32, clipped;
+5. mix (:meth:`Mixer.render`): a bridge row is a row copy, rooms are summed by groups of rooms of one size,
+   int32 only where sums are made, plus players, clipped;
 6. recorders take copies of what they need;
-7. encode by table and write the headers (:meth:`ChannelTable.encode`);
+7. encode by table the rows that do not pass through, and write the headers (:meth:`ChannelTable.encode`);
 8. pass-through: a bridged leg of the same codec as its partner, with no prompt playing to it, gets the
    partner's received payload bytes untouched when the frame arrived complete; when it did not and nothing
    was decoded, the packet is not sent at all (the sequence gap tells the far end it was lost, as a relay
@@ -79,6 +82,7 @@ class Pipeline:
         """What each channel hears (mix plus players): the output, before encoding."""
         self._pairs = np.zeros((capacity, FRAME // 2), np.intp)
         self.skip = np.zeros(capacity, np.bool_)
+        self._keep = np.zeros(capacity, np.bool_)
         self.concealer.ensure(capacity)
         self.jitter.ensure(capacity)
         self.events.ensure(capacity)
@@ -144,7 +148,11 @@ class Pipeline:
             self._decode(n, lost, complete)
             if self.inband.active:
                 result.digits = self.inband.process(self.heard)
-        audio = self._mix_audio(n, heard)
+            audio = self._mix_audio(n, heard)
+        else:
+            # Nothing decoded: every bridged row passes its partner's payload through or sends nothing,
+            # so what the others hear is their player alone.
+            audio = table.frames[:n]
         if self._record_channels:
             self._record(audio, result)
         skip = self.skip[:n]
@@ -153,12 +161,11 @@ class Pipeline:
             through = passable & complete[src]
             if through.any():
                 rows = dst[through]
-                keep = np.ones(n, np.bool_)
+                keep = self._keep[:n]
+                keep.fill(True)
                 keep[rows] = False
                 table.encode(audio, ticks, np.flatnonzero(keep))
-                payload = self.rx_bytes[src[through]]
-                table.payload[rows] = payload
-                table.packets["payload"][rows] = payload
+                table.packets["payload"][rows] = self.rx_bytes[src[through]]
             else:
                 table.encode(audio, ticks)
             if not need_decode:
