@@ -47,10 +47,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     from switch.app import Switch
+    from switch.dialplan import DialplanError
 
     try:
         _run(Switch(settings).run())
-    except OSError as exc:
+    except (OSError, DialplanError) as exc:
         logging.getLogger("switch").error("cannot start: %s", exc)
         return 1
     return 0

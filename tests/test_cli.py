@@ -35,3 +35,11 @@ def test_flags_without_subcommand_mean_serve() -> None:
     result = _switch("--rtp-ports", "nonsense")
     assert result.returncode == 2
     assert "rtp-ports" in result.stderr
+
+
+def test_a_bad_dialplan_is_a_clear_error(tmp_path: Path) -> None:
+    dialplan = tmp_path / "bad.toml"
+    dialplan.write_text('[[routes]]\nmatch = "("\ntwiml = "x.xml"\n')
+    result = _switch("serve", "--dialplan", str(dialplan), "--data-dir", str(tmp_path), "--sip-port", "0")
+    assert result.returncode == 1, result.stderr
+    assert "cannot start" in result.stderr and "Traceback" not in result.stderr
