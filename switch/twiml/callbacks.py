@@ -79,8 +79,8 @@ class StatusCallbacks:
         if event is None or event not in self.events:
             return
         previous = self._chains.get(call.sid)
-        timestamp = time.time()
-        task = asyncio.ensure_future(self._after(previous, call, status, timestamp))
+        params = self._params_now(call, status)  # the call as it is now, not when the request goes out
+        task = asyncio.ensure_future(self._after(previous, call.sid, status, params))
         self._chains[call.sid] = task
 
         def forget(done: asyncio.Future[None], sid: str = call.sid) -> None:
@@ -91,24 +91,30 @@ class StatusCallbacks:
         self.client.background(_wait(task))
 
     async def _after(
-        self, previous: asyncio.Future[None] | None, call: CallInfo, status: str, timestamp: float
+        self, previous: asyncio.Future[None] | None, sid: str, status: str, params: dict[str, str]
     ) -> None:
         if previous is not None:
             await asyncio.gather(previous, return_exceptions=True)
-        await self.notify(call, status, timestamp=timestamp)
+        await self._send(sid, status, params)
 
-    async def notify(self, call: CallInfo, status: str, *, timestamp: float | None = None) -> bool:
-        """Send the callback for ``status`` if its event is configured; True when the app took it."""
+    async def notify(self, call: CallInfo, status: str) -> bool:
+        """Send the callback for ``status`` now if its event is configured; True when the app took it."""
         event = event_for(status)
         if event is None or event not in self.events:
             return False
-        params = self.params(call, status, timestamp if timestamp is not None else time.time())
+        return await self._send(call.sid, status, self._params_now(call, status))
+
+    def _params_now(self, call: CallInfo, status: str) -> dict[str, str]:
+        params = self.params(call, status, time.time())
         if status in FINAL:
             self._sequence.pop(call.sid, None)
+        return params
+
+    async def _send(self, sid: str, status: str, params: dict[str, str]) -> bool:
         try:
             await self.client.send(self.url, self.method, params)
         except TwimlError as exc:
-            report(exc.code, f"status callback {status}: {exc.message}", call_sid=call.sid, url=self.url)
+            report(exc.code, f"status callback {status}: {exc.message}", call_sid=sid, url=self.url)
             return False
         return True
 
