@@ -56,6 +56,10 @@ class Settings:
     tcp_idle_timeout: float = 300.0
     tcp_frame_timeout: float = 10.0
     max_message_size: int = 65535
+    status_callback: str | None = None
+    status_callback_event: tuple[str, ...] = ("completed",)
+    fallback_url: str | None = None
+    public_base_url: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def egress_allowed(self, ip: str) -> bool:
@@ -99,6 +103,10 @@ _HELP = {
     "tcp_max_per_source": "SIP TCP connections allowed per source address (default 32, 0 = no limit)",
     "tcp_idle_timeout": "close a SIP TCP connection silent for this many seconds (default 300)",
     "tcp_frame_timeout": "close a SIP TCP connection holding a partial message this long (default 10)",
+    "status_callback": "URL told of the status changes of inbound calls (Twilio's statusCallback)",
+    "status_callback_event": "EVENT[,EVENT]: initiated, ringing, answered, completed (default completed)",
+    "fallback_url": "TwiML requested (with ErrorCode, ErrorUrl) when the voice application fails",
+    "public_base_url": "the switch's HTTP address in RecordingUrl (default http://HOST:HTTP_PORT)",
     "max_message_size": "largest SIP message accepted, in octets (default 65535; larger: 413 or TCP close)",
 }
 
@@ -175,8 +183,15 @@ def _convert(name: str, raw: object) -> object:
                 return None
             # A local document is kept as an absolute path, so a later chdir cannot change its meaning.
             return text if "://" in text else str(Path(text).expanduser().resolve())
-        if name in ("account_sid", "auth_token"):
+        if name in ("account_sid", "auth_token", "status_callback", "fallback_url", "public_base_url"):
             return str(raw) if str(raw) else None
+        if name == "status_callback_event":
+            items = raw if isinstance(raw, list | tuple) else str(raw).replace(",", " ").split()
+            events = tuple(str(item).strip().lower() for item in items if str(item).strip())
+            unknown = set(events) - {"initiated", "ringing", "answered", "completed"}
+            if unknown:
+                raise ValueError(f"unknown events {sorted(unknown)}")
+            return events
         return raw
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"invalid value for {name.replace('_', '-')}: {raw!r} ({exc})") from exc
