@@ -3,9 +3,14 @@ command interface as one engine in this process.
 
 :class:`WorkerMediaEngine` has the public API of :class:`~switch.media.engine.MediaEngine` (same methods,
 arguments, futures, callbacks and errors) plus a placement hint: ``create_channel(group=...)`` puts every
-channel of one group on one worker. Both legs of a bridge and all members of a room must share a worker
-(call control passes the call's or the conference's name as the group); a bridge or room across workers
-raises :class:`MediaError`. Channels without a group go to the worker with the fewest channels.
+channel of one group on one worker. Both legs of a bridge and all members of a room should share a worker
+(call control passes the call's or the conference's name as the group). When they do not, a *trunk* joins
+them: a pair of hidden channels, one on each worker, sending RTP to each other over loopback, bridged to
+the near channel on one side and to the far channel (or into the room) on the other. It costs one more
+jitter buffer of delay and, between channels of one codec, no transcoding (payloads pass through). Trunk
+pairs are opened in advance (``trunks`` per pair of workers) so ``bridge`` and ``join_room`` stay
+synchronous. Listen routes need both channels on one worker. Channels without a group go to the worker
+with the fewest channels.
 
 Each worker is a process started with ``spawn`` that runs its own event loop (uvloop when installed), its
 own 20 ms clock and its own RTP sockets on its share of the port range. Parent and worker talk over one
@@ -244,15 +249,21 @@ class _Worker:
     cache: OrderedDict[bytes, int] = field(default_factory=OrderedDict)
     cache_size: int = 0
     alive: bool = True
+    stopping: bool = False
 
 
 @dataclass(slots=True)
 class _Channel:
+    id: int
     worker: _Worker
     local: int
     port: int
     group: str | None
+    codec: tuple[str, int] = ("PCMU", 0)
+    partner: int | None = None
     room: str | None = None
+    trunk: tuple[int, int] | None = None
+    """(channel on this side, channel on the far worker) carrying a bridge or room across workers."""
 
 
 class WorkerMediaEngine:
@@ -267,6 +278,7 @@ class WorkerMediaEngine:
         egress_allowed: Callable[[str], bool] = allow_any_egress,
         rtp_timeout: float = 30.0,
         cache_bytes: int = _CACHE_BYTES,
+        trunks: int = 2,
     ) -> None:
         self.host = host
         self.worker_count = default_worker_count() if workers is None else workers
@@ -279,6 +291,10 @@ class WorkerMediaEngine:
         self._groups: dict[str, tuple[_Worker, int]] = {}
         self._rooms: dict[str, tuple[_Worker, int]] = {}
         self._keys: dict[int, tuple[weakref.ref[NDArray[Any]], bytes]] = {}
+        self._trunk_target = trunks
+        self._pools: dict[tuple[int, int], list[tuple[int, int]]] = {}
+        self._hidden: set[int] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._rid = itertools.count(1)
         self._next_id = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -312,13 +328,19 @@ class WorkerMediaEngine:
             loop.add_reader(parent.fileno(), self._readable, worker)
         try:
             await asyncio.gather(*ready)
+            await asyncio.gather(*(self._fill(key) for key in self._pool_keys()))
         except BaseException:
             await self.stop()
             raise
 
     async def stop(self) -> None:
         """Close every channel, stop the workers and wait for their processes to end."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         workers, self._workers = self._workers, []
+        for w in workers:
+            w.stopping = True
         stops = [self._request(w, ("stop",)) for w in workers if w.alive]
         for result in await asyncio.gather(*stops, return_exceptions=True):
             if isinstance(result, BaseException):
@@ -331,6 +353,8 @@ class WorkerMediaEngine:
         self._channels.clear()
         self._groups.clear()
         self._rooms.clear()
+        self._pools.clear()
+        self._hidden.clear()
 
     def _drop(self, worker: _Worker) -> None:
         if worker.alive:
@@ -353,7 +377,8 @@ class WorkerMediaEngine:
                     return
                 message = conn.recv()
             except (EOFError, OSError):
-                log.error("media worker %d exited", worker.index)
+                if not worker.stopping:
+                    log.error("media worker %d exited", worker.index)
                 self._drop(worker)
                 return
             self._handle(worker, message)
@@ -370,11 +395,11 @@ class WorkerMediaEngine:
                 future.set_exception(message[2])
         elif kind == "dtmf":
             channel = worker.locals.get(message[1])
-            if channel is not None and self.on_dtmf is not None:
+            if channel is not None and channel not in self._hidden and self.on_dtmf is not None:
                 self.on_dtmf(channel, message[2], message[3])
         elif kind == "timeout":
             channel = worker.locals.get(message[1])
-            if channel is not None and self.on_rtp_timeout is not None:
+            if channel is not None and channel not in self._hidden and self.on_rtp_timeout is not None:
                 self.on_rtp_timeout(channel)
         elif kind == "ready":
             future = worker.pending.pop(0, None)
@@ -432,15 +457,18 @@ class WorkerMediaEngine:
             self._groups[group] = (worker, (placed[1] if placed else 0) + 1)
         worker.channels += 1
         try:
-            local, port = await self._request(worker, ("create",))
+            return (await self._open(worker, group)).id
         except BaseException:
             worker.channels -= 1
             self._release(self._groups, group)
             raise
-        channel = next(self._next_id)
-        self._channels[channel] = _Channel(worker, local, port, group)
-        worker.locals[local] = channel
-        return channel
+
+    async def _open(self, worker: _Worker, group: str | None) -> _Channel:
+        local, port = await self._request(worker, ("create",))
+        ch = _Channel(next(self._next_id), worker, local, port, group)
+        self._channels[ch.id] = ch
+        worker.locals[local] = ch.id
+        return ch
 
     def local_port(self, channel: int) -> int:
         return self._channel(channel).port
@@ -475,6 +503,7 @@ class WorkerMediaEngine:
         held = on_hold or ip in ("0.0.0.0", "") or port == 0
         if not held and not self._egress_allowed(ip):
             raise EgressDenied(f"RTP to {ip} is not allowed")
+        ch.codec = (codec, payload_type)
         self._call(
             ch,
             "configure",
@@ -495,9 +524,12 @@ class WorkerMediaEngine:
     async def close_channel(self, channel: int) -> None:
         ch = self._channel(channel)
         del self._channels[channel]
-        self._leave(ch)
+        self._unlink(ch)
         self._release(self._groups, ch.group)
-        ch.worker.channels -= 1
+        if channel in self._hidden:
+            self._hidden.discard(channel)
+        else:
+            ch.worker.channels -= 1
         try:
             await self._request(ch.worker, ("close", ch.local))
         finally:
@@ -555,60 +587,133 @@ class WorkerMediaEngine:
         self._call(ch, "stop_playback", ch.local)
 
     # -- mixing -------------------------------------------------------------------------------------------
-    def _same_worker(self, a: _Channel, b: _Channel, what: str) -> None:
-        if a.worker is not b.worker:
-            raise MediaError(
-                f"cannot {what} channels on different media workers (create them with one group)"
-            )
-
     def bridge(self, a: int, b: int) -> None:
+        """See :meth:`MediaEngine.bridge`; channels on two workers are joined through a trunk."""
         ca, cb = self._channel(a), self._channel(b)
-        self._same_worker(ca, cb, "bridge")
-        self._call(ca, "bridge", ca.local, cb.local)
+        self._unlink(ca)
+        self._unlink(cb)
+        if ca.worker is cb.worker:
+            self._call(ca, "bridge", ca.local, cb.local)
+        else:
+            x, y = self._take_trunk(ca, cb.worker)
+            self._call(ca, "bridge", ca.local, x.local)
+            self._call(cb, "bridge", cb.local, y.local)
+            ca.trunk = cb.trunk = (x.id, y.id)
+        ca.partner, cb.partner = b, a
 
     def unbridge(self, channel: int) -> None:
         ch = self._channel(channel)
         self._call(ch, "unbridge", ch.local)
+        if ch.partner is not None:
+            self._unlink(ch)
 
     def join_room(self, channel: int, room: str, *, muted: bool = False) -> None:
+        """See :meth:`MediaEngine.join_room`; a member on another worker than the room's first member
+        joins through a trunk (one more jitter buffer of delay, no extra transcoding for PCMU)."""
         ch = self._channel(channel)
+        if ch.room == room:
+            target = self._channels[ch.trunk[1]] if ch.trunk else ch
+            self._call(target, "join_room", target.local, room, muted=muted)
+            return
+        self._unlink(ch)
         placed = self._rooms.get(room)
-        if placed is not None and placed[0] is not ch.worker and ch.room != room:
-            raise MediaError(
-                f"room {room!r} lives on media worker {placed[0].index}, channel {channel} on "
-                f"{ch.worker.index} (create its channels with group={room!r})"
-            )
-        self._call(ch, "join_room", ch.local, room, muted=muted)
-        if ch.room != room:
-            self._leave(ch)
-            ch.room = room
-            self._rooms[room] = (ch.worker, (placed[1] if placed else 0) + 1)
-
-    def _leave(self, ch: _Channel) -> None:
-        if ch.room is not None:
-            self._release(self._rooms, ch.room)
-            ch.room = None
+        if placed is None or placed[0] is ch.worker:
+            self._call(ch, "join_room", ch.local, room, muted=muted)
+        else:
+            x, y = self._take_trunk(ch, placed[0])
+            self._call(ch, "bridge", ch.local, x.local)
+            self._call(y, "join_room", y.local, room, muted=muted)
+            ch.trunk = (x.id, y.id)
+        ch.room = room
+        self._rooms[room] = (placed[0] if placed else ch.worker, (placed[1] if placed else 0) + 1)
 
     def leave_room(self, channel: int) -> None:
         ch = self._channel(channel)
         self._call(ch, "leave_room", ch.local)
-        self._leave(ch)
+        if ch.room is not None:
+            self._unlink(ch)
 
     def set_muted(self, channel: int, muted: bool) -> None:
         ch = self._channel(channel)
         if ch.room is None:
             raise MediaError(f"channel {channel} is in no room")
-        self._call(ch, "set_muted", ch.local, muted)
+        target = self._channels[ch.trunk[1]] if ch.trunk else ch
+        self._call(target, "set_muted", target.local, muted)
 
     def add_listen_route(self, source: int, listener: int) -> None:
         cs, cl = self._channel(source), self._channel(listener)
-        self._same_worker(cs, cl, "route")
+        if cs.trunk or cl.trunk or cs.worker is not cl.worker:
+            raise MediaError(
+                "listen routes need both channels on one media worker (create them with one group)"
+            )
         self._call(cs, "add_listen_route", cs.local, cl.local)
 
     def remove_listen_route(self, source: int, listener: int) -> None:
         cs, cl = self._channels.get(source), self._channels.get(listener)
         if cs is not None and cl is not None and cs.worker is cl.worker:
             self._call(cs, "remove_listen_route", cs.local, cl.local)
+
+    def _unlink(self, ch: _Channel) -> None:
+        """Forget ``ch``'s bridge or room here (the engine detaches it itself) and close its trunk."""
+        if ch.partner is not None:
+            other = self._channels.get(ch.partner)
+            if other is not None and other.partner == ch.id:
+                other.partner, other.trunk = None, None
+            ch.partner = None
+        if ch.room is not None:
+            self._release(self._rooms, ch.room)
+            ch.room = None
+        if ch.trunk is not None:
+            for hidden in ch.trunk:
+                if hidden in self._channels:
+                    self._spawn(self.close_channel(hidden))
+            ch.trunk = None
+
+    # -- trunks between workers -----------------------------------------------------------------------------
+    def _pool_keys(self) -> list[tuple[int, int]]:
+        n = len(self._workers)
+        return [(i, j) for i in range(n) for j in range(i + 1, n)]
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _fill(self, key: tuple[int, int]) -> None:
+        """Open channel pairs between workers ``key`` until the pool holds its target."""
+        pool = self._pools.setdefault(key, [])
+        a, b = self._workers[key[0]], self._workers[key[1]]
+        while len(pool) < self._trunk_target and a.alive and b.alive:
+            x, y = await asyncio.gather(self._open(a, None), self._open(b, None))
+            self._hidden.update((x.id, y.id))
+            pool.append((x.id, y.id))
+
+    def _take_trunk(self, near: _Channel, far: _Worker) -> tuple[_Channel, _Channel]:
+        """A pair of channels, one on ``near``'s worker and one on ``far``, sending to each other in
+        ``near``'s codec with in-band detection off; the pool is refilled in the background."""
+        i, j = near.worker.index, far.index
+        key = (min(i, j), max(i, j))
+        pool = self._pools.get(key)
+        if not pool:
+            raise MediaError(f"no trunk between media workers {i} and {j} is ready yet")
+        first, second = pool.pop()
+        self._spawn(self._fill(key))
+        x, y = self._channels[first], self._channels[second]
+        if x.worker is not near.worker:
+            x, y = y, x
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        codec, payload_type = near.codec
+        for this, other in ((x, y), (y, x)):
+            self._call(this, "set_inband_dtmf", this.local, False)
+            self._call(
+                this,
+                "configure",
+                this.local,
+                remote=(host, other.port),
+                codec=codec,
+                payload_type=payload_type,
+            )
+        return x, y
 
     # -- DTMF and recording -------------------------------------------------------------------------------
     def send_dtmf(self, channel: int, digits: str, *, duration_ms: int = 100) -> asyncio.Future[None]:
@@ -672,4 +777,4 @@ class WorkerMediaEngine:
 
     @property
     def channel_count(self) -> int:
-        return len(self._channels)
+        return len(self._channels) - len(self._hidden)

@@ -26,7 +26,7 @@ def loopback_only(ip: str) -> bool:
 
 @pytest.fixture
 async def engine() -> AsyncIterator[WorkerMediaEngine]:
-    eng = WorkerMediaEngine("127.0.0.1", free_rtp_range(40), workers=2, egress_allowed=loopback_only)
+    eng = WorkerMediaEngine("127.0.0.1", free_rtp_range(60), workers=2, egress_allowed=loopback_only)
     await eng.start()
     yield eng
     await eng.stop()
@@ -77,45 +77,89 @@ async def test_prompt_arrives_bit_exact_and_crosses_once_per_worker(
     assert stats.packets_sent >= 50 and stats.remote == b_peer.addr
 
 
+async def _bridge_carries_payloads_bit_exact(
+    engine: WorkerMediaEngine, a_peer: Peer, a_target: tuple[str, int], b_peer: Peer
+) -> None:
+    payload = np.random.default_rng(4).integers(0, 256, 160 * 30, dtype=np.uint8)
+    packets = build_stream(ulaw_decode(payload))
+    packets = [p[:12] + payload[160 * i : 160 * (i + 1)].tobytes() for i, p in enumerate(packets)]
+    await a_peer.stream(packets, a_target)
+    await engine.wait_ticks(10)
+    assert payload.tobytes() in b"".join(p.payload for p in b_peer.packets())
+
+
 async def test_bridge_of_one_group_passes_payloads_bit_exact(
     engine: WorkerMediaEngine, peers: list[Peer]
 ) -> None:
     a, a_peer, a_target = await _leg(engine, peers, "call-1", telephone_event_pt=101)
     b, b_peer, _ = await _leg(engine, peers, "call-1", telephone_event_pt=101)
-    c, _, _ = await _leg(engine, peers)
-    assert engine.worker_of(a) == engine.worker_of(b) != engine.worker_of(c)
-    with pytest.raises(MediaError, match="different media workers"):
-        engine.bridge(a, c)
+    assert engine.worker_of(a) == engine.worker_of(b)
     engine.bridge(a, b)
-    payload = np.random.default_rng(4).integers(0, 256, 160 * 30, dtype=np.uint8)
-    packets = build_stream(ulaw_decode(payload))
-    packets = [p[:12] + payload[160 * i : 160 * (i + 1)].tobytes() for i, p in enumerate(packets)]
-    await a_peer.stream(packets, a_target)
-    await engine.wait_ticks(6)
-    assert payload.tobytes() in b"".join(p.payload for p in b_peer.packets())
+    await _bridge_carries_payloads_bit_exact(engine, a_peer, a_target, b_peer)
     received = await engine.stats_async(a)
     assert received.packets_received == 30
 
 
-async def test_room_members_hear_each_other_not_themselves(
+async def test_bridge_across_workers_goes_through_a_trunk_bit_exact(
     engine: WorkerMediaEngine, peers: list[Peer]
 ) -> None:
-    freqs = [450.0, 850.0, 1250.0]
-    legs = []
-    for f in freqs:
-        channel, peer, target = await _leg(engine, peers, "room-7", telephone_event_pt=101)
-        engine.join_room(channel, "room-7")
-        legs.append((peer, target, f))
-    lone, _, _ = await _leg(engine, peers, "elsewhere")
-    assert engine.worker_of(lone) != engine.worker_of(1)  # the least busy worker
-    with pytest.raises(MediaError, match="lives on media worker"):
-        engine.join_room(lone, "room-7")
+    a, a_peer, a_target = await _leg(engine, peers, telephone_event_pt=101)
+    b, b_peer, _ = await _leg(engine, peers, telephone_event_pt=101)
+    assert engine.worker_of(a) != engine.worker_of(b)
+    engine.bridge(a, b)
+    assert engine.channel_count == 2  # trunk channels are not counted
+    await _bridge_carries_payloads_bit_exact(engine, a_peer, a_target, b_peer)
+    with pytest.raises(MediaError, match="one media worker"):
+        engine.add_listen_route(a, b)
+    engine.unbridge(b)
+    await engine.wait_ticks(5)
+    before = len(b_peer.received)
+    await a_peer.stream(build_stream(tone(300.0, 1600, 6000)), a_target)
+    await engine.wait_ticks(5)
+    heard = decode([p for p in b_peer.packets()[before:]])
+    assert len(heard) >= 1600 and np.abs(heard.astype(np.int32)).max() <= 8  # silence: not bridged
+
+
+async def _hears_others_not_itself(legs: list[tuple[Peer, tuple[str, int], float]]) -> None:
+    freqs = [f for _, _, f in legs]
     await asyncio.gather(*(peer.stream(build_stream(tone(f, 8000 * 2, 3000)), t) for peer, t, f in legs))
     for peer, _, own in legs:
         audio = decode(peer.packets())[-12000:-4000].astype(np.float64)
         spectrum = np.abs(np.fft.rfft(audio * np.hanning(len(audio))))
         power = {f: spectrum[int(round(f * len(audio) / 8000))] for f in freqs}
         assert min(power[f] for f in freqs if f != own) > 30 * power[own], (own, power)
+
+
+async def test_room_members_hear_each_other_not_themselves(
+    engine: WorkerMediaEngine, peers: list[Peer]
+) -> None:
+    legs = []
+    for f in [450.0, 850.0, 1250.0]:
+        channel, peer, target = await _leg(engine, peers, "room-7", telephone_event_pt=101)
+        engine.join_room(channel, "room-7")
+        legs.append((peer, target, f))
+    await _hears_others_not_itself(legs)
+
+
+async def test_a_member_on_another_worker_joins_through_a_trunk(
+    engine: WorkerMediaEngine, peers: list[Peer]
+) -> None:
+    legs, channels = [], []
+    for f in [450.0, 850.0, 1250.0]:
+        channel, peer, target = await _leg(
+            engine, peers, None if f > 1000 else "conf", telephone_event_pt=101
+        )
+        engine.join_room(channel, "conf")
+        legs.append((peer, target, f))
+        channels.append(channel)
+    assert engine.worker_of(channels[2]) != engine.worker_of(channels[0]) == engine.worker_of(channels[1])
+    await _hears_others_not_itself(legs)
+    engine.set_muted(channels[2], True)  # muted on the room's worker, through the trunk
+    await engine.wait_ticks(3)
+    before = len(legs[0][0].received)
+    await legs[2][0].stream(build_stream(tone(1250.0, 4000, 3000)), legs[2][1])
+    heard = decode(legs[0][0].packets()[before:])
+    assert np.abs(heard.astype(np.int32)).max() <= 8
 
 
 async def test_dtmf_events_come_back_with_the_parent_channel_id(
