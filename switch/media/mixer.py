@@ -140,7 +140,7 @@ class Mixer:
         starts: list[int] = []
         route_src: list[int] = []
         route_dst: list[int] = []
-        # Rooms ordered by size, so rooms of one size are consecutive and sum as one (rooms, size, FRAME) block.
+        # Rooms by size: rooms of one size are consecutive and sum as one (rooms, size, FRAME) block.
         ordered = sorted(self._rooms.items(), key=lambda item: len(item[1]))
         groups: list[tuple[int, int, int]] = []
         for index, (room, roster) in enumerate(ordered):
