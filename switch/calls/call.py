@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("switch.calls")
 
+ACK_WAIT = 4.0
+"""How long a hang-up waits for the caller's ACK before it sends BYE all the same."""
+
 FINAL_STATUSES = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
 
 
@@ -69,6 +72,8 @@ class Call:
         self.status = "queued"
         self.sip_response_code: int | None = None
         self.ended = asyncio.Event()
+        self.acked = asyncio.Event()
+        """Set when the ACK for our 2xx arrived (inbound) or we sent ours (outbound)."""
         self.digits: asyncio.Queue[str] = asyncio.Queue()
         self.started_at = time.time()
         self.answered_at: float | None = None
@@ -274,6 +279,13 @@ class InboundCall(Call):
             self.send_final(480)
             self.manager.finish(self, "failed", "hangup before answer")
             return
+        if not self.acked.is_set():
+            # RFC 3261 §15: no BYE on a dialog until the ACK for our 2xx has come (or its transaction
+            # gave up). An application that hangs up at once would otherwise race the caller's ACK.
+            try:
+                await asyncio.wait_for(self.acked.wait(), ACK_WAIT)
+            except TimeoutError:
+                log.info("no ACK within %.1f s CallSid=%s: sending BYE anyway", ACK_WAIT, self.sid)
         await super().hangup()
 
 

@@ -27,6 +27,7 @@ from switch.media.tts import TextToSpeech
 from switch.sip.auth import AuthError, NonceManager, build_authorization, parse_digest_challenge
 from switch.sip.errors import SipParseError
 from switch.sip.events import (
+    AckReceived,
     AckTimeout,
     CancelReceived,
     Event,
@@ -266,10 +267,15 @@ class CallManager:
                 self.finish(
                     outbound, "no-answer" if outbound.cancel_status == "no-answer" else "failed", "timeout"
                 )
+        elif isinstance(event, AckReceived):
+            acknowledged = self.by_dialog.get(event.dialog_id)
+            if acknowledged is not None:
+                acknowledged.acked.set()
         elif isinstance(event, AckTimeout):
             unacknowledged = self.by_dialog.get(event.dialog_id)
             if unacknowledged is not None:
                 log.info("no ACK for the 200 OK CallSid=%s: hanging up", unacknowledged.sid)
+                unacknowledged.acked.set()  # the transaction gave up: BYE may go now (RFC 3261 §15)
                 self._spawn(unacknowledged.hangup())
 
     def _ringing_inbound(self, call_id: str, from_tag: str | None) -> InboundCall | None:
@@ -627,6 +633,7 @@ class CallManager:
         if event.dialog_id is not None:
             self.by_dialog[event.dialog_id] = call
             self.sip.send_in_dialog(event.dialog_id, "ACK")
+        call.acked.set()
         if call.ended.is_set():  # hung up while the 200 was on its way
             self.send_bye(call)
             return
