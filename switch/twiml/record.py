@@ -168,6 +168,9 @@ class Record(Verb):
             if "absent" in self.status_callback_events:
                 self._status_callback(ctx, sid, started, result)
             return HANGUP if hangup else NEXT
+        if ctx.settings.on_recording is not None and ctx.settings.recordings_dir is not None:
+            path = ctx.settings.recordings_dir / f"{sid}.wav"
+            ctx.settings.on_recording(ctx.call.sid, sid, path, result.duration, started)
         if "completed" in self.status_callback_events:
             self._status_callback(ctx, sid, started, result)
         url = self.action or ctx.document_url

@@ -111,6 +111,9 @@ class CallControl(Protocol):
 ErrorCallback = Callable[[str, int, str, str], None]
 """``on_error(call_sid, code, message, url)``."""
 
+RecordingCallback = Callable[[str, str, Path, float, float], None]
+"""``on_recording(call_sid, recording_sid, path, duration_seconds, started_at)`` for a finished recording."""
+
 
 @dataclass
 class InterpreterSettings:
@@ -134,6 +137,8 @@ class InterpreterSettings:
     """Where the switch's HTTP server is reached: RecordingUrl starts with it."""
     recordings_dir: Path | None = None
     """Where ``<Record>`` writes ``{RecordingSid}.wav``; without it, Record is skipped with a warning."""
+    on_recording: RecordingCallback | None = None
+    """Told of every recording that holds audio, before its action is requested (the call records)."""
 
 
 class Action(enum.Enum):

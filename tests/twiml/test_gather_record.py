@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -223,3 +224,19 @@ async def test_record_without_recordings_dir_is_skipped(app: AppServer, call: Fa
     r.say("after")
     interpreter = await run(call, settings, app.twiml("/voice", str(r)))
     assert says(call) == ["after"] and [e[0] for e in interpreter.errors] == [12200]
+
+
+async def test_a_finished_recording_is_told_to_on_recording(
+    app: AppServer, call: FakeCall, signed: InterpreterSettings
+) -> None:
+    told: list[tuple[str, str, Path, float, float]] = []
+    settings = dataclasses.replace(signed, on_recording=lambda *args: told.append(args))
+    app.twiml("/saved", DONE)
+    call.recordings = [RecordingResult(Path(), 2.4, "silence", None)]
+    r = VoiceResponse()
+    r.record(action="/saved", play_beep=False)
+    await run(call, settings, app.twiml("/voice", str(r)))
+    [(call_sid, sid, path, duration, started)] = told
+    assert call_sid == call.sid and RE_SID.fullmatch(sid)
+    assert path == signed.recordings_dir / f"{sid}.wav"  # type: ignore[operator]
+    assert duration == 2.4 and started > 0
