@@ -18,6 +18,10 @@ generator (:mod:`bench.rtpgen`, this process) and sends one packet per stream pe
     python bench/bench_packet_io.py [--streams 1000] [--seconds 5] [--modes uvloop-echo,shared,...]
 
 Prints one JSON object per mode and a summary with each mode's ratio to the echo.
+
+``--engine 0,1,2`` measures the real engine instead (in-process, then :class:`WorkerMediaEngine` with 1
+and 2 workers): ``--streams`` channels bridged in pairs, each fed by its own generator socket (the
+generator in its own process), CPU of the switch process and of each worker from ``/proc``.
 """
 
 from __future__ import annotations
@@ -237,13 +241,89 @@ def run_mode(mode: str, streams: int, seconds: float, capacity: int = 64) -> dic
     return result
 
 
+def _generator(conn: Connection, targets: list[tuple[str, int]], seconds: float) -> None:
+    gen = RtpGenerator(targets, sources=len(targets))  # a source per stream, as phones have
+    conn.send(gen.source_addresses())
+    conn.recv()
+    gen.run(1.0)
+    conn.send("warm")
+    conn.recv()
+    sent0, received0 = gen.sent, gen.received
+    gen.run(seconds)
+    conn.send((gen.sent - sent0, gen.received - received0))
+    gen.close()
+
+
+def _cpu(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _engine_run(workers: int, streams: int, seconds: float, low_port: int) -> dict[str, Any]:
+    from switch.media.engine import MediaEngine
+    from switch.media.workers import WorkerMediaEngine
+
+    ports = (low_port, low_port + 2 * streams + 200)
+    engine: Any = (
+        MediaEngine("127.0.0.1", ports)
+        if workers == 0
+        else WorkerMediaEngine("127.0.0.1", ports, workers=workers)
+    )
+    await engine.start()
+    channels = []
+    for i in range(streams):
+        channels.append(
+            await (engine.create_channel(f"pair-{i // 2}") if workers else engine.create_channel())
+        )
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    targets = [("127.0.0.1", engine.local_port(c)) for c in channels]
+    proc = ctx.Process(target=_generator, args=(child, targets, seconds), daemon=True)
+    proc.start()
+    loop = asyncio.get_running_loop()
+    sources = await loop.run_in_executor(None, parent.recv)
+    for channel, source in zip(channels, sources, strict=True):
+        engine.configure(channel, remote=source, codec="PCMU", payload_type=0, telephone_event_pt=101)
+    for i in range(0, streams - 1, 2):
+        engine.bridge(channels[i], channels[i + 1])
+    parent.send("go")
+    await loop.run_in_executor(None, parent.recv)
+    pids = [os.getpid()] + ([w.process.pid for w in engine._workers] if workers else [])
+    before = [_cpu(pid) for pid in pids]
+    parent.send("go")
+    sent, received = await loop.run_in_executor(None, parent.recv)
+    after = [_cpu(pid) for pid in pids]
+    proc.join(5)
+    await engine.stop()
+    shares = [round((b - a) / seconds, 3) for a, b in zip(before, after, strict=True)]
+    return {
+        "engine": "in-process" if workers == 0 else f"{workers} workers",
+        "streams": streams,
+        "cpu_share_per_process": shares,
+        "us_per_packet_all_processes": round(1e6 * sum(shares) * seconds / max(1, sent), 2),
+        "echo_share": round(received / max(1, sent), 3),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--streams", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--capacity", type=int, default=64, help="datagrams per recvmmsg (shared modes)")
+    parser.add_argument(
+        "--engine",
+        default="",
+        help="instead: the real engine, bridged pairs; comma list of worker counts (0: in-process)",
+    )
     args = parser.parse_args()
+    if args.engine:
+        import uvloop
+
+        for workers in (int(w) for w in args.engine.split(",")):
+            print(json.dumps(uvloop.run(_engine_run(workers, args.streams, args.seconds, 41000))), flush=True)
+        return
     results = {}
     for mode in args.modes.split(","):
         results[mode] = run_mode(mode, args.streams, args.seconds, args.capacity)

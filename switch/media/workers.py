@@ -42,12 +42,15 @@ the worker (well under a millisecond when it is idle, up to one tick when it is 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import hashlib
 import itertools
 import logging
 import multiprocessing
 import os
+import pickle
+import select
+import socket
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable
@@ -106,6 +109,108 @@ def split_port_range(port_range: tuple[int, int], parts: int) -> list[tuple[int,
     return out
 
 
+# -- the link: framed pickles over the pipe's socket, never blocking the event loop ---------------------
+
+_LENGTH = 4
+
+
+class _Link:
+    """One end of a worker pipe: ``send`` queues and writes what the socket takes (the rest when it is
+    writable again); complete messages read go to ``on_message``, the end of the stream to ``on_eof``.
+    (``multiprocessing.Connection`` cannot be used from the loop: uvloop makes a watched fd non-blocking
+    and its ``send`` then fails with EAGAIN on a full pipe.)"""
+
+    def __init__(
+        self,
+        conn: Connection,
+        loop: asyncio.AbstractEventLoop,
+        on_message: Callable[[tuple[Any, ...]], None],
+        on_eof: Callable[[], None],
+    ) -> None:
+        self.sock = socket.socket(fileno=os.dup(conn.fileno()))
+        conn.close()
+        self.sock.setblocking(False)
+        self.fd = self.sock.fileno()
+        self._loop = loop
+        self._on_message = on_message
+        self._on_eof = on_eof
+        self._out = bytearray()
+        self._in = bytearray()
+        self.open = True
+        loop.add_reader(self.fd, self._readable)
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        data = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
+        frame = len(data).to_bytes(_LENGTH, "big") + data
+        if self._out:
+            self._out += frame
+            return
+        try:
+            sent = self.sock.send(frame)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            return  # the other end is gone: the reader sees the EOF
+        if sent < len(frame):
+            self._out += memoryview(frame)[sent:]
+            self._loop.add_writer(self.fd, self._writable)
+
+    def _writable(self) -> None:
+        try:
+            sent = self.sock.send(self._out)
+        except BlockingIOError:
+            return
+        except OSError:
+            sent = len(self._out)
+        del self._out[:sent]
+        if not self._out:
+            self._loop.remove_writer(self.fd)
+
+    def _readable(self) -> None:
+        try:
+            data = self.sock.recv(1 << 20)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.close()
+            self._on_eof()
+            return
+        buffer = self._in
+        buffer += data
+        start = 0
+        while len(buffer) - start >= _LENGTH:
+            size = int.from_bytes(buffer[start : start + _LENGTH], "big")
+            end = start + _LENGTH + size
+            if len(buffer) < end:
+                break
+            message = pickle.loads(buffer[start + _LENGTH : end])
+            start = end
+            self._on_message(message)
+            if not self.open:
+                return
+        del buffer[:start]
+
+    def wait(self, done: Callable[[], bool]) -> None:
+        """Block (outside the loop's reader) until ``done()``: flush what is queued, then read."""
+        while self.open and not done():
+            writing = [self.fd] if self._out else []
+            readable, writable, _ = select.select([self.fd], writing, [], 1.0)
+            if writable:
+                self._writable()
+            if readable:
+                self._readable()
+
+    def close(self) -> None:
+        if self.open:
+            self.open = False
+            self._loop.remove_reader(self.fd)
+            if self._out:
+                self._loop.remove_writer(self.fd)
+            self.sock.close()
+
+
 # -- the worker process ---------------------------------------------------------------------------------
 
 
@@ -138,7 +243,24 @@ async def _worker(
     cache: dict[bytes, NDArray[np.int16]] = {}
     stopping: asyncio.Future[int] = loop.create_future()
     tasks: set[asyncio.Task[None]] = set()
-    send = conn.send
+
+    def gone() -> None:
+        if not stopping.done():
+            stopping.set_result(-1)
+
+    def receive(message: tuple[Any, ...]) -> None:
+        try:
+            handle(message)
+        except Exception as exc:  # a bad command must not stop the worker's other calls
+            rid = message[1] if message[0] not in ("call", "pcm", "forget") else None
+            if isinstance(rid, int):
+                known = isinstance(exc, MediaError | ValueError)
+                send(("err", rid, exc if known else MediaError(repr(exc))))
+            else:
+                send(("log", f"{message[0]} {message[1]!r}: {exc!r}"))
+
+    link = _Link(conn, loop, receive, gone)
+    send = link.send
     engine.on_dtmf = lambda channel, digit, source: send(("dtmf", channel, digit, source))
     engine.on_rtp_timeout = lambda channel: send(("timeout", channel))
 
@@ -197,41 +319,13 @@ async def _worker(
         elif kind == "stop" and not stopping.done():
             stopping.set_result(message[1])
 
-    def readable() -> None:
-        while True:
-            try:
-                if not conn.poll():
-                    return
-                message = conn.recv()
-            except (EOFError, OSError):  # the parent is gone
-                if not stopping.done():
-                    stopping.set_result(-1)
-                loop.remove_reader(conn.fileno())
-                return
-            try:
-                handle(message)
-            except Exception as exc:  # a bad command must not stop the worker's other calls
-                rid = message[1] if message[0] not in ("call", "pcm", "forget") else None
-                if isinstance(rid, int):
-                    send(
-                        (
-                            "err",
-                            rid,
-                            exc if isinstance(exc, MediaError | ValueError) else MediaError(repr(exc)),
-                        )
-                    )
-                else:
-                    send(("log", f"{message[0]} {message[1]!r}: {exc!r}"))
-
-    loop.add_reader(conn.fileno(), readable)
     send(("ready", os.getpid()))
     rid = await stopping
-    with contextlib.suppress(ValueError, OSError):
-        loop.remove_reader(conn.fileno())
     await engine.stop()
     if rid >= 0:
         send(("ok", rid, None))
-    conn.close()
+        link.wait(lambda: not link._out)
+    link.close()
 
 
 # -- the parent side ------------------------------------------------------------------------------------
@@ -240,8 +334,8 @@ async def _worker(
 @dataclass(slots=True)
 class _Worker:
     index: int
-    conn: Connection
     process: BaseProcess
+    link: _Link | None = None
     channels: int = 0
     pending: dict[int, asyncio.Future[Any]] = field(default_factory=dict)
     locals: dict[int, int] = field(default_factory=dict)
@@ -320,12 +414,14 @@ class WorkerMediaEngine:
             )
             process.start()
             child.close()
-            worker = _Worker(index, parent, process)
+            worker = _Worker(index, process)
+            worker.link = _Link(
+                parent, loop, functools.partial(self._handle, worker), functools.partial(self._gone, worker)
+            )
             future: asyncio.Future[Any] = loop.create_future()
             worker.pending[0] = future
             self._workers.append(worker)
             ready.append(future)
-            loop.add_reader(parent.fileno(), self._readable, worker)
         try:
             await asyncio.gather(*ready)
             await asyncio.gather(*(self._fill(key) for key in self._pool_keys()))
@@ -357,31 +453,19 @@ class WorkerMediaEngine:
         self._hidden.clear()
 
     def _drop(self, worker: _Worker) -> None:
-        if worker.alive:
-            worker.alive = False
-            assert self._loop is not None
-            with contextlib.suppress(ValueError, OSError):
-                self._loop.remove_reader(worker.conn.fileno())
+        worker.alive = False
+        if worker.link is not None:
+            worker.link.close()
         for future in worker.pending.values():
             if not future.done():
                 future.set_exception(MediaError(f"media worker {worker.index} ended"))
         worker.pending.clear()
-        worker.conn.close()
 
     # -- the pipe -----------------------------------------------------------------------------------------
-    def _readable(self, worker: _Worker) -> None:
-        conn = worker.conn
-        while worker.alive:
-            try:
-                if not conn.poll():
-                    return
-                message = conn.recv()
-            except (EOFError, OSError):
-                if not worker.stopping:
-                    log.error("media worker %d exited", worker.index)
-                self._drop(worker)
-                return
-            self._handle(worker, message)
+    def _gone(self, worker: _Worker) -> None:
+        if not worker.stopping:
+            log.error("media worker %d exited", worker.index)
+        self._drop(worker)
 
     def _handle(self, worker: _Worker, message: tuple[Any, ...]) -> None:
         kind = message[0]
@@ -409,9 +493,9 @@ class WorkerMediaEngine:
             log.warning("media worker %d: %s", worker.index, message[1])
 
     def _send(self, worker: _Worker, message: tuple[Any, ...]) -> None:
-        if not worker.alive:
+        if not worker.alive or worker.link is None:
             raise MediaError(f"media worker {worker.index} has ended")
-        worker.conn.send(message)
+        worker.link.send(message)
 
     def _request(self, worker: _Worker, message: tuple[Any, ...]) -> asyncio.Future[Any]:
         """Send ``message`` with a request id after its kind; the future settles with the reply."""
@@ -425,13 +509,8 @@ class WorkerMediaEngine:
     def _request_sync(self, worker: _Worker, message: tuple[Any, ...]) -> Any:
         """Send a request and block on the pipe until its reply; other messages are handled meanwhile."""
         future = self._request(worker, message)
-        while not future.done():
-            try:
-                reply = worker.conn.recv()
-            except (EOFError, OSError):
-                self._drop(worker)
-                break
-            self._handle(worker, reply)
+        assert worker.link is not None
+        worker.link.wait(future.done)
         return future.result()
 
     def _call(self, channel: _Channel, name: str, *args: Any, **kwargs: Any) -> None:
