@@ -10,8 +10,11 @@ import asyncio
 import importlib.resources
 import logging
 import signal
+import time
 import uuid
 from collections.abc import Iterable
+from functools import partial
+from pathlib import Path
 
 from switch.api import ApiServer, auth_token_for
 from switch.calls.call import Call
@@ -21,13 +24,18 @@ from switch.config import Settings
 from switch.dialplan import Dialplan, load_dialplan
 from switch.media.engine import MediaEngine
 from switch.media.tts import TextToSpeech
+from switch.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from switch.metrics import Metrics
+from switch.overload import LagMonitor, LagTracker
 from switch.security.guard import SourceGuard, guard_settings_from
 from switch.sip.core import CoreSettings, SipCore
 from switch.sip.events import RequestReceived
 from switch.sip.message import Request, Response
 from switch.sip.timers import TimerSettings
 from switch.store import SQLiteStore, Store
+from switch.store.records import NotificationRecord, RecordingRecord, new_sid
 from switch.transport.sip import SipTransport
+from switch.twiml.callbacks import StatusCallbacks
 from switch.twiml.fetch import WebhookClient
 from switch.twiml.interpreter import Interpreter
 from switch.twiml.session import InterpreterSettings
@@ -102,6 +110,53 @@ def dialplan_for(settings: Settings) -> Dialplan:
         return load_dialplan(path)
 
 
+def _keep_notification(
+    store: Store, account_sid: str, call_sid: str, code: int, message: str, url: str
+) -> None:
+    """A call's TwiML error or warning, kept as Twilio's Notifications resource would."""
+    level = 1 if code == 12200 else 0
+    store.add_notification(
+        NotificationRecord(
+            new_sid("NO"), account_sid, call_sid or None, code, message, url, time.time(), level
+        )
+    )
+
+
+def _keep_recording(
+    store: Store, account_sid: str, call_sid: str, sid: str, path: Path, duration: float, started: float
+) -> None:
+    now = time.time()
+    store.add_recording(
+        RecordingRecord(sid, account_sid, call_sid, str(path), int(round(duration)), started, now, now)
+    )
+
+
+class StatusCallbackRouter:
+    """Posts each call's status changes to its statusCallback (REST or dialplan route), or to
+    ``--status-callback`` for inbound calls that have none of their own."""
+
+    def __init__(self, client: WebhookClient, settings: Settings) -> None:
+        self.client = client
+        self.default = (
+            (settings.status_callback, tuple(settings.status_callback_event), "POST")
+            if settings.status_callback
+            else None
+        )
+        self._senders: dict[tuple[str, tuple[str, ...], str], StatusCallbacks] = {}
+
+    def listener(self, call: Call, status: str) -> None:
+        if call.status_callback:
+            key = (call.status_callback, tuple(call.status_callback_events), call.status_callback_method)
+        elif self.default is not None and call.direction == "inbound":
+            key = self.default
+        else:
+            return
+        sender = self._senders.get(key)
+        if sender is None:
+            sender = self._senders[key] = StatusCallbacks(self.client, key[0], key[1], key[2])
+        sender.listener(call, status)
+
+
 class Switch:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -115,6 +170,7 @@ class Switch:
         settings = self.settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         account_sid = account_sid_for(settings)
+        auth_token = auth_token_for(settings.auth_token, settings.data_dir)
         media = MediaEngine(
             settings.host,
             settings.rtp_ports,
@@ -123,11 +179,20 @@ class Switch:
         )
         await media.start()
         tts = TextToSpeech()
+        store = SQLiteStore(settings.data_dir / "switch.db")
+        await store.open()
+        self.store = store
         interpreter_settings = InterpreterSettings(
             account_sid=account_sid,
             connect_timeout=settings.webhook_connect_timeout,
             response_timeout=settings.webhook_timeout,
             cache_dir=settings.data_dir / "cache",
+            auth_token=auth_token,
+            fallback_url=settings.fallback_url,
+            public_base_url=settings.public_base_url or f"http://{settings.host}:{settings.http_port}",
+            recordings_dir=settings.data_dir / "recordings",
+            on_error=partial(_keep_notification, store, account_sid),
+            on_recording=partial(_keep_recording, store, account_sid),
         )
         client = WebhookClient(interpreter_settings)
         core = SipCore(
@@ -143,7 +208,8 @@ class Switch:
         app_url = settings.twiml_url or DEMO_URL
 
         async def run_call(call: Call, url: str, method: str, twiml: bytes | None) -> None:
-            await Interpreter(call, interpreter_settings, client).run(url, method=method, twiml=twiml)
+            interpreter = Interpreter(call, interpreter_settings, client)
+            await interpreter.run(url, method=method, twiml=twiml, fallback_url=call.fallback_url)
 
         manager: CallManager | None = None
 
@@ -172,17 +238,24 @@ class Switch:
             dialplan=dialplan_for(settings),
         )
         self.manager = manager
-        store = SQLiteStore(settings.data_dir / "switch.db")
-        await store.open()
-        self.store = store
+        manager.add_listener(StatusCallbackRouter(client, settings).listener)
+        metrics = Metrics()
+        metrics.watch_calls(manager)
+        lag = LagMonitor(
+            LagTracker(threshold=settings.max_loop_lag or 0.05), on_sample=metrics.observe_loop_lag
+        )
+        lag.start()
+        if settings.max_loop_lag > 0:
+            manager.overloaded = lag.overloaded
         api = ApiServer(
             manager,
             store,
             account_sid=account_sid,
-            auth_token=auth_token_for(settings.auth_token, settings.data_dir),
+            auth_token=auth_token,
             data_dir=settings.data_dir,
             host=settings.host,
             port=settings.http_port,
+            metrics=lambda: (metrics.exposition(), METRICS_CONTENT_TYPE),
         )
         await api.start()
         await transport.start(settings.host, settings.sip_port)
@@ -215,6 +288,7 @@ class Switch:
         except TimeoutError:
             pass
         await asyncio.sleep(0.05)
+        lag.stop()
         await api.stop()
         await transport.stop()
         await media.stop()

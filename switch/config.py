@@ -47,6 +47,7 @@ class Settings:
     webhook_timeout: float = 15.0
     drain_timeout: float = 30.0
     max_calls: int = 0
+    max_loop_lag: float = 0.0
     log_level: str = "INFO"
     trusted_sources: tuple[IPNetwork, ...] = ()
     sip_rate: float = 50.0
@@ -95,6 +96,8 @@ _HELP = {
     "webhook_timeout": "webhook whole-response timeout in seconds (default 15, as Twilio)",
     "drain_timeout": "on SIGTERM, how long calls in progress may go on (default 30)",
     "max_calls": "answer new INVITEs with 503 above this many calls (0 = no limit)",
+    "max_loop_lag": "answer new INVITEs with 503 while the event loop lags more than this many seconds "
+    "(0 = off)",
     "log_level": "DEBUG, INFO, WARNING or ERROR (default INFO)",
     "trusted_sources": "CIDR[,CIDR]: sources exempt from rate limits and per-source caps",
     "sip_rate": "SIP requests per second allowed per source address (default 50, 0 = no limit)",
@@ -129,6 +132,11 @@ def _convert(name: str, raw: object) -> object:
             if name != "max_calls" and not 0 <= value <= 65535:
                 raise ValueError("not a port")
             return value
+        if name == "max_loop_lag":
+            lag = float(str(raw))
+            if lag < 0:
+                raise ValueError("must not be negative")
+            return lag
         if name in (
             "t1",
             "t2",

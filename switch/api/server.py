@@ -70,10 +70,22 @@ async def openapi(request: web.Request) -> web.Response:
     return web.json_response(openapi_document())
 
 
-def create_app(context: ApiContext) -> web.Application:
+MetricsSource = Callable[[], tuple[bytes, str]]
+"""Returns the Prometheus exposition text and its content type."""
+
+
+def create_app(context: ApiContext, metrics: MetricsSource | None = None) -> web.Application:
     app = web.Application(middlewares=[errors_middleware, auth_middleware], client_max_size=1024 * 1024)
     app[CONTEXT] = context
     app.router.add_get("/openapi.json", openapi)
+    if metrics is not None:
+        source = metrics
+
+        async def serve_metrics(request: web.Request) -> web.Response:
+            body, content_type = source()
+            return web.Response(body=body, headers={"Content-Type": content_type})
+
+        app.router.add_get("/metrics", serve_metrics)
     calls.add_routes(app, PREFIX)
     resources.add_routes(app, PREFIX)
     return app
@@ -92,7 +104,9 @@ class ApiServer:
         data_dir: Path,
         host: str,
         port: int,
+        metrics: MetricsSource | None = None,
     ) -> None:
+        self.metrics = metrics
         records = CallRecords(store)
         self.context = ApiContext(account_sid, auth_token, service, store, records, data_dir)
         self.host = host
@@ -112,7 +126,9 @@ class ApiServer:
         return self.port
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(create_app(self.context), access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            create_app(self.context, self.metrics), access_log=None, handle_signals=False
+        )
         await self._runner.setup()
         await web.TCPSite(self._runner, self.host, self.port, reuse_address=True).start()
         log.info("REST API on http://%s:%d/2010-04-01/", self.host, self.bound_port)

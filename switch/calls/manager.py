@@ -87,6 +87,7 @@ class CallManager:
         app_url: str,
         egress_allowed: Callable[[str], bool] = lambda ip: True,
         max_calls: int = 0,
+        overloaded: Callable[[], bool] = lambda: False,
         allowed_methods: frozenset[str] = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS"}),
         dialplan: Dialplan | None = None,
         nonce_lifetime: float = 300.0,
@@ -102,6 +103,8 @@ class CallManager:
         self.app_url = app_url
         self.egress_allowed = egress_allowed
         self.max_calls = max_calls
+        self.overloaded = overloaded
+        """Capacity protection beyond --max-calls (the event loop lags): new calls get 503."""
         self.allow_header = ", ".join(sorted(allowed_methods))
         self.calls: dict[str, Call] = {}  # live calls by CallSid
         self.by_dialog: dict[str, Call] = {}
@@ -287,7 +290,7 @@ class CallManager:
 
     def _on_invite(self, event: RequestReceived) -> None:
         request = event.request
-        if self.draining or (self.max_calls and len(self.calls) >= self.max_calls):
+        if self.draining or (self.max_calls and len(self.calls) >= self.max_calls) or self.overloaded():
             response = make_response(request, 503)
             response.headers.add("Retry-After", "5")
             self.respond(event, response)
