@@ -191,6 +191,7 @@ class Switch:
             fallback_url=settings.fallback_url,
             public_base_url=settings.public_base_url or f"http://{settings.host}:{settings.http_port}",
             recordings_dir=settings.data_dir / "recordings",
+            egress_allowed=settings.egress_allowed if settings.egress_allow else None,
             on_error=partial(_keep_notification, store, account_sid),
             on_recording=partial(_keep_recording, store, account_sid),
         )

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import importlib.resources
+import ipaddress
 import logging
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
@@ -161,6 +162,23 @@ class WebhookClient:
         tmp.write_bytes(data)
         tmp.replace(path)
 
+    def _check_egress(self, target: URL, url: str) -> None:
+        """Refuse a destination outside ``--egress-allow`` before anything is resolved or sent."""
+        allowed = self.settings.egress_allowed
+        if allowed is None:
+            return
+        host = (target.host or "").strip("[]")
+        if host == "localhost":
+            host = "127.0.0.1"
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise FetchError(
+                CONNECT_FAILURE, f"{url}: host names are not resolved under --egress-allow", url=url
+            ) from None
+        if not allowed(host):
+            raise FetchError(CONNECT_FAILURE, f"{url}: {host} is outside --egress-allow", url=url)
+
     async def _fetch_http(self, url: str, method: str, params: Mapping[str, str]) -> FetchedDocument:
         _, body, final_url = await self._request(url, method, params, MAX_DOCUMENT_BYTES, audio=False)
         return FetchedDocument(body, final_url)
@@ -180,6 +198,7 @@ class WebhookClient:
             target = URL(url)
         except (ValueError, TypeError) as exc:
             raise FetchError(INVALID_URL, f"invalid URL {url!r}", url=url) from exc
+        self._check_egress(target, url)
         headers: dict[str, str] = {}
         if method == "GET":
             target = target.update_query(dict(params)) if params else target
@@ -192,7 +211,16 @@ class WebhookClient:
             signed_params = {} if method == "GET" else dict(params)
             headers["X-Twilio-Signature"] = signature(self.settings.auth_token, signed, signed_params)
         try:
-            async with self._http().request(method, target, data=data, headers=headers) as resp:
+            follow = self.settings.egress_allowed is None
+            async with self._http().request(
+                method, target, data=data, headers=headers, allow_redirects=follow
+            ) as resp:
+                if not follow and 300 <= resp.status < 400:
+                    raise FetchError(
+                        HTTP_RETRIEVAL_FAILURE,
+                        f"HTTP {resp.status} from {url}: redirects are not followed under --egress-allow",
+                        url=url,
+                    )
                 if resp.status >= 400:
                     raise FetchError(HTTP_RETRIEVAL_FAILURE, f"HTTP {resp.status} from {url}", url=url)
                 if not expect_body:

@@ -137,6 +137,9 @@ class InterpreterSettings:
     """Where the switch's HTTP server is reached: RecordingUrl starts with it."""
     recordings_dir: Path | None = None
     """Where ``<Record>`` writes ``{RecordingSid}.wav``; without it, Record is skipped with a warning."""
+    egress_allowed: Callable[[str], bool] | None = None
+    """When set (``--egress-allow``), webhooks and Play fetches go only to IP addresses it allows (and
+    ``localhost``): host names are not resolved and HTTP redirects are not followed."""
     on_recording: RecordingCallback | None = None
     """Told of every recording that holds audio, before its action is requested (the call records)."""
 
