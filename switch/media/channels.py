@@ -155,6 +155,7 @@ class ChannelTable:
             "period": ((capacity,), np.intp),
             "remaining": ((capacity,), np.int64),
             "tx_packets": ((capacity,), np.int64),
+            "rtcp_due": ((capacity,), np.int64),
             "frames": ((capacity, FRAME), np.int16),
             "index": ((capacity, FRAME), np.intp),
             "payload": ((capacity, FRAME), np.uint8),
@@ -190,6 +191,8 @@ class ChannelTable:
     period: NDArray[np.intp]
     remaining: NDArray[np.int64]
     tx_packets: NDArray[np.int64]
+    rtcp_due: NDArray[np.int64]
+    """Tick of the channel's next RTCP report (0: it sends none, e.g. not configured or on hold)."""
     frames: NDArray[np.int16]
     index: NDArray[np.intp]
     payload: NDArray[np.uint8]

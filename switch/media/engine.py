@@ -26,8 +26,11 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import random
 import socket
 import struct
+import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,8 +43,9 @@ from switch.media.channels import CODECS, FRAME, ChannelTable
 from switch.media.dtmf import EventSender
 from switch.media.jitter import JitterStats
 from switch.media.pipeline import Pipeline
-from switch.media.receiver import RtpReceiver
+from switch.media.receiver import RtcpReceiver, RtpReceiver
 from switch.media.recorder import Recording, RecordingResult, WavWriter
+from switch.media.rtcp import ReceiveCounters, RtcpError, RtcpSession, RtcpStats
 from voicecodecs.dtmf import digits_to_audio
 from voicecodecs.tones import dual_tone
 
@@ -64,6 +68,7 @@ TICK = 0.020
 MAX_LATE_TICKS = 3
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 _TIMEOUT_CHECK_TICKS = 25
+_RTCP_CHECK_TICKS = 5
 PTIMES = (10, 20, 30, 40, 50, 60)
 _HEADER = struct.Struct("!BBHII")
 
@@ -116,6 +121,7 @@ class MediaEngine:
         *,
         egress_allowed: Callable[[str], bool] = lambda ip: True,
         rtp_timeout: float = 30.0,
+        rtcp_interval: float = 5.0,
     ) -> None:
         low, high = port_range
         low += low % 2
@@ -126,6 +132,10 @@ class MediaEngine:
         self._port_count = (high - low) // 2 + 1
         self._egress_allowed = egress_allowed
         self._timeout_ticks = max(1, round(rtp_timeout / TICK))
+        self._rtcp_ticks = max(_RTCP_CHECK_TICKS, round(rtcp_interval / TICK))
+        self._rtcp: dict[int, tuple[RtcpSession, asyncio.DatagramTransport]] = {}
+        self._cname = f"{uuid.uuid4().hex[:16]}@{host}"
+        self._random = random.Random()
         self._table = ChannelTable()
         self._writer = WavWriter()
         self._pipeline = Pipeline(self._table, self._slot, self._writer)
@@ -234,6 +244,8 @@ class MediaEngine:
             self._close_recording(channel)
         if self.tick_index % _TIMEOUT_CHECK_TICKS == 0:
             self._check_timeouts()
+        if self.tick_index % _RTCP_CHECK_TICKS == 0:
+            self._send_rtcp_reports()
 
     def _check_timeouts(self) -> None:
         table = self._table
@@ -251,7 +263,7 @@ class MediaEngine:
     # -- channels -----------------------------------------------------------------------------------------
     async def create_channel(self) -> int:
         """Open a channel on an even free port of the range; it sends nothing until configured."""
-        sock = self._bind()
+        sock, rtcp_sock = self._bind()
         loop = asyncio.get_running_loop()
         slot = self._table.add()
         self._pipeline.added(slot)
@@ -266,12 +278,22 @@ class MediaEngine:
             self._rfc4733_digit,
             self._egress_allowed,
         )
+        channel_rtcp = RtcpReceiver(channel, protocol.peer, self._on_rtcp)
+        protocol.on_rtcp = self._on_rtcp
         try:
             transport, _ = await loop.create_datagram_endpoint(lambda: protocol, sock=sock)
+            try:
+                rtcp_transport, _ = await loop.create_datagram_endpoint(lambda: channel_rtcp, sock=rtcp_sock)
+            except BaseException:
+                transport.close()
+                raise
         except BaseException:
             self._table.remove(slot)
             sock.close()
+            rtcp_sock.close()
             raise
+        ssrc = int(self._table.packets["ssrc"][slot])
+        self._rtcp[channel] = (RtcpSession(ssrc, self._cname), rtcp_transport)
         protocol.peer.last_tick = self.tick_index
         self._ids.append(channel)
         self._slots[channel] = slot
@@ -284,17 +306,20 @@ class MediaEngine:
     def _tick_index(self) -> int:
         return self.tick_index
 
-    def _bind(self) -> socket.socket:
+    def _bind(self) -> tuple[socket.socket, socket.socket]:
+        """An even RTP port and the odd RTCP port above it, both free."""
         for _ in range(self._port_count):
             port = next(self._ports)
-            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            pair = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2)]
             try:
-                sock.setblocking(False)
-                sock.bind((self.host, port))
+                for offset, sock in enumerate(pair):
+                    sock.setblocking(False)
+                    sock.bind((self.host, port + offset))
             except OSError:
-                sock.close()
+                for sock in pair:
+                    sock.close()
                 continue
-            return sock
+            return pair[0], pair[1]
         raise NoPortAvailable("no free even RTP port in the range")
 
     def local_port(self, channel: int) -> int:
@@ -318,8 +343,13 @@ class MediaEngine:
         telephone_event_pt: int | None = None,
         direction: str = "sendrecv",
         on_hold: bool = False,
+        rtcp_mux: bool = False,
     ) -> None:
         """Set (or, on re-INVITE, change) where and how a channel sends; ``direction``: see the module.
+
+        RTCP reports go to the remote RTP port + 1, or to the RTP port itself with ``rtcp_mux`` (when the
+        SDP offered ``a=rtcp-mux``), every ~5 s (``rtcp_interval``, randomised by +-50 %) while the remote
+        address is known.
 
         Each call allows the channel to latch once more (see :mod:`switch.media.receiver`). In-band DTMF
         detection is on when no ``telephone_event_pt`` is given, unless :meth:`set_inband_dtmf` chose.
@@ -348,6 +378,8 @@ class MediaEngine:
         peer.codec_pt = payload_type
         peer.te_pt = -1 if telephone_event_pt is None else telephone_event_pt
         peer.last_tick = self.tick_index
+        peer.rtcp_mux = rtcp_mux
+        table.rtcp_due[slot] = 0 if held else self.tick_index + self._rtcp_delay()
         table.configure(
             slot,
             codec=codec,
@@ -378,6 +410,66 @@ class MediaEngine:
             inband.enable(channel)
         else:
             inband.disable(channel)
+
+    # -- RTCP ---------------------------------------------------------------------------------------------
+    def _rtcp_delay(self) -> int:
+        """Ticks until the next report: the interval times 0.5 to 1.5 (RFC 3550 6.3.1)."""
+        return max(1, round(self._rtcp_ticks * (0.5 + self._random.random())))
+
+    def _rtcp_remote(self, slot: int) -> tuple[str, int]:
+        ip, port = self._protocols[slot].peer.remote
+        return (ip, port) if self._protocols[slot].peer.rtcp_mux else (ip, port + 1)
+
+    def _rtcp_report(self, slot: int, bye: str | None = None) -> bytes:
+        channel = self._ids[slot]
+        session = self._rtcp[channel][0]
+        peer = self._protocols[slot].peer
+        table = self._table
+        counters = ReceiveCounters(
+            ssrc=peer.ssrc,
+            base_seq=peer.base_seq,
+            extended_max=peer.extended_max,
+            received=peer.received,
+            jitter=int(self._pipeline.jitter.jitter[slot]),
+        )
+        sent = int(table.tx_packets[slot])
+        return session.report(
+            time.time(),
+            counters,
+            packets_sent=sent,
+            octets_sent=sent * FRAME,
+            rtp_timestamp=int(table.timestamp[slot]),
+            bye=bye,
+        )
+
+    def _send_rtcp_reports(self) -> None:
+        table = self._table
+        n = table.n
+        due = table.rtcp_due[:n]
+        for slot in np.flatnonzero((due > 0) & (due <= self.tick_index)).tolist():
+            table.rtcp_due[slot] = self.tick_index + self._rtcp_delay()
+            self._send_rtcp(slot, self._rtcp_report(slot))
+
+    def _send_rtcp(self, slot: int, data: bytes) -> None:
+        remote = self._rtcp_remote(slot)
+        if self._protocols[slot].peer.rtcp_mux:
+            self._sendto[slot](data, remote)
+        else:
+            self._rtcp[self._ids[slot]][1].sendto(data, remote)
+
+    def _on_rtcp(self, channel: int, data: bytes) -> None:
+        entry = self._rtcp.get(channel)
+        if entry is None:
+            return
+        try:
+            entry[0].receive(data, time.time())
+        except RtcpError as exc:
+            log.debug("channel %d: %s", channel, exc)
+
+    def rtcp_stats(self, channel: int) -> RtcpStats:
+        """RTCP's view of ``channel``: our loss and jitter, the peer's report of ours, round-trip time."""
+        self._slot(channel)
+        return self._rtcp[channel][0].stats()
 
     # -- players ------------------------------------------------------------------------------------------
     def play(self, channel: int, pcm: NDArray[np.int16], loop: int = 1) -> asyncio.Future[None]:
@@ -616,6 +708,9 @@ class MediaEngine:
         self._pipeline.inband.disable(channel)
         self._pipeline.mixer.detach(channel)
         self._pipeline.dirty = True
+        if self._table.rtcp_due[slot] > 0:
+            self._send_rtcp(slot, self._rtcp_report(slot, bye=""))
+        self._rtcp.pop(channel)[1].close()
         self._transports[slot].close()
         moved = self._table.remove(slot)
         _swap_remove(self._ids, slot)

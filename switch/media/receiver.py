@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from switch.media.dtmf import EventReceiver
     from switch.media.jitter import JitterBuffer
 
-__all__ = ["LATCH_PACKETS", "Peer", "RtpReceiver"]
+__all__ = ["LATCH_PACKETS", "Peer", "RtcpReceiver", "RtpReceiver"]
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +47,31 @@ class Peer:
     foreign: int = 0
     other_pt: int = 0
     last_tick: int = 0
+    base_seq: int = 0
+    """First sequence number of the current source (RFC 3550 A.1)."""
+    extended_max: int = -1
+    """Highest sequence number received, extended by the wrap count (-1: none yet)."""
+    received: int = 0
+    """Media packets of the current source (RTCP's "received")."""
+    rtcp_mux: bool = False
+    """RTCP shares the RTP port (RFC 5761) instead of going to the RTP port + 1."""
 
 
 class RtpReceiver(asyncio.DatagramProtocol):
     """One channel's socket protocol; the owner keeps ``slot`` current when channels move."""
 
-    __slots__ = ("slot", "channel", "peer", "jitter", "events", "clock", "tick", "on_digit", "may_egress")
+    __slots__ = (
+        "slot",
+        "channel",
+        "peer",
+        "jitter",
+        "events",
+        "clock",
+        "tick",
+        "on_digit",
+        "may_egress",
+        "on_rtcp",
+    )
 
     def __init__(
         self,
@@ -74,6 +93,8 @@ class RtpReceiver(asyncio.DatagramProtocol):
         self.tick = tick
         self.on_digit = on_digit
         self.may_egress = may_egress
+        self.on_rtcp: Callable[[int, bytes], None] | None = None
+        """Called with (channel, datagram) for RTCP arriving on the RTP port (rtcp-mux, RFC 5761)."""
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
         peer = self.peer
@@ -82,6 +103,10 @@ class RtpReceiver(asyncio.DatagramProtocol):
             peer.invalid += 1
             return
         first, second, seq, timestamp, ssrc = _HEADER.unpack_from(data)
+        if 192 <= second <= 223:  # RTCP packet types 192-223 (RFC 5761 section 4): rtcp-mux
+            if self.on_rtcp is not None and addr[0] == peer.remote[0]:
+                self.on_rtcp(self.channel, data)
+            return
         offset = 12 + 4 * (first & 0x0F)
         if first & 0x10 and size >= offset + 4:
             offset += 4 + 4 * ((data[offset + 2] << 8) | data[offset + 3])
@@ -97,6 +122,9 @@ class RtpReceiver(asyncio.DatagramProtocol):
             peer.candidate_run = 0
         if ssrc != peer.ssrc:
             peer.ssrc = ssrc
+            peer.base_seq = seq
+            peer.extended_max = seq
+            peer.received = 0
             self.jitter.reset_stream(self.slot)
         pt = second & 0x7F
         if pt == peer.codec_pt:
@@ -108,6 +136,10 @@ class RtpReceiver(asyncio.DatagramProtocol):
         else:
             peer.other_pt += 1
             return
+        delta = (seq - peer.extended_max) & 0xFFFF
+        if delta < 0x8000:
+            peer.extended_max += delta
+        peer.received += 1
         peer.packets += 1
         peer.octets += end - offset
         peer.last_tick = self.tick()
@@ -139,3 +171,21 @@ class RtpReceiver(asyncio.DatagramProtocol):
 
     def error_received(self, exc: Exception) -> None:  # ICMP port unreachable and the like
         log.debug("RTP socket error on channel %d: %s", self.channel, exc)
+
+
+class RtcpReceiver(asyncio.DatagramProtocol):
+    """A channel's RTCP socket (the RTP port + 1): hands every datagram from the peer's host over."""
+
+    __slots__ = ("channel", "peer", "on_rtcp")
+
+    def __init__(self, channel: int, peer: Peer, on_rtcp: Callable[[int, bytes], None]) -> None:
+        self.channel = channel
+        self.peer = peer
+        self.on_rtcp = on_rtcp
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
+        if addr[0] == self.peer.remote[0]:
+            self.on_rtcp(self.channel, data)
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("RTCP socket error on channel %d: %s", self.channel, exc)
