@@ -25,6 +25,8 @@ from switch.sip.message import Request, StreamParser, error_response_for, serial
 log = logging.getLogger("switch.transport")
 
 Address = tuple[str, int]
+KEEPALIVE_PING = b"\r\n\r\n"
+KEEPALIVE_PONG = b"\r\n"
 
 
 class TcpConnection(asyncio.Protocol):
@@ -58,6 +60,9 @@ class TcpConnection(asyncio.Protocol):
         now = owner.loop.time()
         slot.last_data = now
         parser = self.parser
+        if data == KEEPALIVE_PING and not parser.buffered:
+            self.write(KEEPALIVE_PONG)  # RFC 5626 §4.4.1: a CRLF CRLF ping gets a CRLF pong
+            return
         while True:
             try:
                 messages = parser.feed(data)
@@ -128,6 +133,10 @@ class UdpEndpoint(asyncio.DatagramProtocol):
             return
         if len(data) > owner.guard.settings.max_message_size:
             owner.reject_oversized(data, (addr[0], addr[1]))
+            return
+        if data == KEEPALIVE_PING:  # RFC 5626 §4.4.1 (phones behind NAT keep their binding open)
+            if owner.udp is not None and owner.egress_allowed(addr[0]):
+                owner.udp.sendto(KEEPALIVE_PONG, (addr[0], addr[1]))
             return
         owner.core.receive(data, (addr[0], addr[1]), now, "UDP")
         owner.pump()

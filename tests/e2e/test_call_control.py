@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import threading
 import time
 
@@ -131,3 +132,25 @@ def test_sigint_hangs_up_every_call_at_once(twiml_server: TwimlServer) -> None:
         assert len(process.log_lines("call end")) == 3
     finally:
         process.stop()
+
+
+def test_crlf_keepalives_are_answered_over_udp_and_tcp(switch: SwitchProcess) -> None:
+    """RFC 5626 §4.4.1: a phone behind NAT pings with CRLF CRLF and the switch pongs with CRLF."""
+    host, port = switch.host, switch.sip_port
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.settimeout(3)
+        udp.sendto(b"\r\n\r\n", (host, port))
+        assert udp.recvfrom(100)[0] == b"\r\n"
+    with socket.create_connection((host, port), timeout=3) as tcp:
+        tcp.sendall(b"\r\n\r\n")
+        assert tcp.recv(100) == b"\r\n"
+        local = tcp.getsockname()
+        tcp.sendall(
+            (
+                f"OPTIONS sip:{host}:{port} SIP/2.0\r\n"
+                f"Via: SIP/2.0/TCP {local[0]}:{local[1]};branch=z9hG4bK-keepalive-1\r\n"
+                f"From: <sip:ka@{local[0]}>;tag=ka1\r\nTo: <sip:{host}>\r\nCall-ID: keepalive-1\r\n"
+                "CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+            ).encode()
+        )
+        assert tcp.recv(4096).startswith(b"SIP/2.0 200 "), "the connection still carries SIP after a ping"
