@@ -207,7 +207,7 @@ def _server(conn: Connection, mode: str, streams: int, capacity: int) -> None:
     uvloop.run(_serve(conn, mode, streams, capacity))
 
 
-def run_mode(mode: str, streams: int, seconds: float, capacity: int = 64) -> dict[str, Any]:
+def run_mode(mode: str, streams: int, seconds: float, capacity: int = 256) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
     proc = ctx.Process(target=_server, args=(child, mode, streams, capacity), daemon=True)
@@ -311,7 +311,7 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--modes", default=",".join(MODES))
-    parser.add_argument("--capacity", type=int, default=64, help="datagrams per recvmmsg (shared modes)")
+    parser.add_argument("--capacity", type=int, default=256, help="datagrams per recvmmsg (shared modes)")
     parser.add_argument(
         "--engine",
         default="",

@@ -523,13 +523,16 @@ class WorkerMediaEngine:
             raise UnknownChannel(channel) from None
 
     # -- channels -----------------------------------------------------------------------------------------
-    async def create_channel(self, group: str | None = None) -> int:
-        """Open a channel on a worker: the one ``group`` lives on, or the least busy one."""
+    async def create_channel(self, group: str | None = None, *, near: int | None = None) -> int:
+        """Open a channel on a worker: the one ``group`` lives on, else the one channel ``near`` is on,
+        else the least busy one (``group`` then starts on it)."""
         if not self._workers:
             raise MediaError("the media engine is not started")
         placed = self._groups.get(group) if group is not None else None
         if placed is not None:
             worker = placed[0]
+        elif near is not None:
+            worker = self._channel(near).worker
         else:
             worker = min((w for w in self._workers if w.alive), key=lambda w: w.channels)
         if group is not None:
