@@ -156,6 +156,7 @@ class ChannelTable:
             "remaining": ((capacity,), np.int64),
             "tx_packets": ((capacity,), np.int64),
             "rtcp_due": ((capacity,), np.int64),
+            "kind": ((capacity,), np.uint8),
             "frames": ((capacity, FRAME), np.int16),
             "index": ((capacity, FRAME), np.intp),
             "payload": ((capacity, FRAME), np.uint8),
@@ -192,6 +193,8 @@ class ChannelTable:
     remaining: NDArray[np.int64]
     tx_packets: NDArray[np.int64]
     rtcp_due: NDArray[np.int64]
+    kind: NDArray[np.uint8]
+    """0: a table codec; else the wideband codec (:data:`switch.media.wideband.WIDEBAND`) of the slot."""
     """Tick of the channel's next RTCP report (0: it sends none, e.g. not configured or on hold)."""
     frames: NDArray[np.int16]
     index: NDArray[np.intp]
@@ -348,8 +351,18 @@ class ChannelTable:
 
     # -- configuration ----------------------------------------------------------------------------------
     def configure(
-        self, slot: int, *, codec: str, payload_type: int, sending: bool, expect_rx: bool, marker: bool
+        self,
+        slot: int,
+        *,
+        codec: str,
+        payload_type: int,
+        sending: bool,
+        expect_rx: bool,
+        marker: bool,
+        kind: int = 0,
     ) -> None:
+        """``codec`` is a table codec; a wideband leg passes ``kind`` (its table codec is then unused)."""
+        self.kind[slot] = kind
         self.codec_offset[slot] = CODECS[codec] * 65536
         self.decode_offset[slot] = CODECS[codec] * 256
         self.mpt[slot] = (payload_type & 0x7F) | (0x80 if marker else (self.mpt[slot] & 0x80))

@@ -46,6 +46,7 @@ from switch.media.pipeline import Pipeline
 from switch.media.receiver import RtcpReceiver, RtpReceiver
 from switch.media.recorder import Recording, RecordingResult, WavWriter
 from switch.media.rtcp import ReceiveCounters, RtcpError, RtcpSession, RtcpStats
+from switch.media.wideband import OPUS, WIDEBAND
 from voicecodecs.dtmf import digits_to_audio
 from voicecodecs.tones import dual_tone
 
@@ -235,6 +236,8 @@ class MediaEngine:
             sendto[slot](views[slot], protocols[slot].peer.remote)
         if self._senders:
             self._send_other_ptimes()
+        if out.opus:
+            self._send_opus(out.opus)
         for slot in out.ended:
             self._finish_playback(self._ids[slot])
         callback = self.on_dtmf
@@ -280,6 +283,7 @@ class MediaEngine:
         )
         channel_rtcp = RtcpReceiver(channel, protocol.peer, self._on_rtcp)
         protocol.on_rtcp = self._on_rtcp
+        protocol.on_opus = self._pipeline.wideband.put_opus
         try:
             transport, _ = await loop.create_datagram_endpoint(lambda: protocol, sock=sock)
             try:
@@ -355,8 +359,11 @@ class MediaEngine:
         detection is on when no ``telephone_event_pt`` is given, unless :meth:`set_inband_dtmf` chose.
         """
         slot = self._slot(channel)
-        if codec not in CODECS:
-            raise ValueError(f"unsupported codec {codec!r} ({' or '.join(CODECS)})")
+        if codec not in CODECS and codec not in WIDEBAND:
+            raise ValueError(f"unsupported codec {codec!r} ({', '.join([*CODECS, *WIDEBAND])})")
+        kind = WIDEBAND.get(codec, 0)
+        if kind == OPUS and ptime != 20:
+            raise ValueError("Opus legs use 20 ms packets")
         if ptime not in PTIMES:
             raise ValueError(f"unsupported ptime {ptime} (10 to 60 ms in steps of 10)")
         if direction not in DIRECTIONS:
@@ -375,22 +382,25 @@ class MediaEngine:
         peer.remote = (ip, port)
         peer.may_latch = not held
         peer.candidate_run = 0
-        peer.codec_pt = payload_type
+        peer.codec_pt = -1 if kind == OPUS else payload_type
+        peer.opus_pt = payload_type if kind == OPUS else -1
         peer.te_pt = -1 if telephone_event_pt is None else telephone_event_pt
         peer.last_tick = self.tick_index
         peer.rtcp_mux = rtcp_mux
         table.rtcp_due[slot] = 0 if held else self.tick_index + self._rtcp_delay()
         table.configure(
             slot,
-            codec=codec,
+            codec=codec if kind == 0 else "PCMU",
             payload_type=payload_type,
             sending=sending,
             expect_rx=not held and direction in ("sendrecv", "sendonly"),
             marker=marker,
+            kind=kind,
         )
+        self._pipeline.wideband.set_codec(slot, kind, int(table.timestamp[slot]) * 6)
         if ptime == 20:
             self._senders.pop(channel, None)
-            table.suppress[slot] = False
+            table.suppress[slot] = kind == OPUS
         else:
             sender = self._senders.get(channel)
             if sender is None or sender.size != ptime * 8:
@@ -584,7 +594,7 @@ class MediaEngine:
             packet = sender.next(int(table.timestamp[slot]))
             pending = self._senders.get(channel)
             if packet is None:
-                table.suppress[slot] = pending is not None
+                table.suppress[slot] = pending is not None or slot in self._pipeline.wideband.opus
                 if sender.done:
                     del self._dtmf_out[channel]
                     if not future.done():
@@ -626,6 +636,23 @@ class MediaEngine:
                 table.seq[slot] = (seq + 1) & 0xFFFF
                 table.mpt[slot] = mpt & 0x7F
                 table.tx_packets[slot] += 1
+
+    def _send_opus(self, packets: list[tuple[int, bytes]]) -> None:
+        table = self._table
+        legs = self._pipeline.wideband.opus
+        for slot, payload in packets:
+            leg = legs[slot]
+            if not table.sending[slot] or self._ids[slot] in self._dtmf_out:
+                leg.timestamp = (leg.timestamp + 960) & 0xFFFFFFFF
+                continue
+            mpt = int(table.mpt[slot])
+            seq = int(table.seq[slot])
+            header = _HEADER.pack(0x80, mpt, seq, leg.timestamp, int(table.packets["ssrc"][slot]))
+            self._sendto[slot](header + payload, self._protocols[slot].peer.remote)
+            leg.timestamp = (leg.timestamp + 960) & 0xFFFFFFFF
+            table.seq[slot] = (seq + 1) & 0xFFFF
+            table.mpt[slot] = mpt & 0x7F
+            table.tx_packets[slot] += 1
 
     # -- recording ----------------------------------------------------------------------------------------
     def record(
@@ -711,6 +738,7 @@ class MediaEngine:
         if self._table.rtcp_due[slot] > 0:
             self._send_rtcp(slot, self._rtcp_report(slot, bye=""))
         self._rtcp.pop(channel)[1].close()
+        self._pipeline.wideband.remove(slot)
         self._transports[slot].close()
         moved = self._table.remove(slot)
         _swap_remove(self._ids, slot)

@@ -34,6 +34,7 @@ from switch.media.dtmf import EventReceiver, InbandDetectors
 from switch.media.jitter import JitterBuffer
 from switch.media.mixer import Mixer
 from switch.media.recorder import Recording, WavWriter, silent_rows
+from switch.media.wideband import OPUS, WidebandLegs
 
 __all__ = ["Pipeline", "TickOutput"]
 
@@ -46,6 +47,8 @@ class TickOutput:
     """(channel, digit) detected in-band this tick."""
     recordings_ended: list[int] = field(default_factory=list)
     """Channels whose recording ended by itself this tick (silence, max-length)."""
+    opus: list[tuple[int, bytes]] = field(default_factory=list)
+    """(slot, payload) of this tick's Opus packets, for the engine to send."""
 
 
 class Pipeline:
@@ -57,6 +60,7 @@ class Pipeline:
         self.writer = writer
         self.jitter = JitterBuffer(table.capacity)
         self.concealer = RowConcealer(table.capacity)
+        self.wideband = WidebandLegs()
         self.events = EventReceiver(table.capacity)
         self.mixer = Mixer()
         self.inband = InbandDetectors()
@@ -94,11 +98,13 @@ class Pipeline:
         self.jitter.clear(slot)
         self.events.clear(slot)
         self.concealer.clear(slot)
+        self.wideband.remove(slot)
 
     def moved(self, source: int, dest: int) -> None:
         self.jitter.move(source, dest)
         self.events.move(source, dest)
         self.concealer.move(source, dest)
+        self.wideband.move(source, dest)
         self.dirty = True
 
     def compile(self) -> None:
@@ -139,7 +145,9 @@ class Pipeline:
         complete = self.jitter.complete
         dst, src = self._pairs_dst, self._pairs_src
         codec = table.codec_offset
-        passable = (codec[dst] == codec[src]) & ~table.playing[dst]
+        kind = table.kind
+        passable = (codec[dst] == codec[src]) & (kind[dst] == kind[src]) & (kind[dst] != OPUS)
+        passable &= ~table.playing[dst]
         need_decode = bool(self.mixer.members.size or self._record_channels or self.inband.active)
         need_decode = need_decode or not passable.all()
         heard = self.heard[:n]
@@ -165,14 +173,21 @@ class Pipeline:
                 keep.fill(True)
                 keep[rows] = False
                 table.encode(audio, ticks, np.flatnonzero(keep))
+                self._encode_wideband(audio, result)
                 table.packets["payload"][rows] = self.rx_bytes[src[through]]
             else:
                 table.encode(audio, ticks)
+                self._encode_wideband(audio, result)
             if not need_decode:
                 skip[dst[~complete[src] & self.jitter.started[src]]] = True
         else:
             table.encode(audio, ticks)
+            self._encode_wideband(audio, result)
         return result
+
+    def _encode_wideband(self, audio: NDArray[np.int16], result: TickOutput) -> None:
+        if self.wideband:
+            result.opus = self.wideband.encode(audio, self.table.packets["payload"])
 
     def _decode(self, n: int, lost: NDArray[np.bool_], complete: NDArray[np.bool_]) -> None:
         """Decode every row two bytes per lookup, zero the missing samples, conceal the lost rows."""
@@ -183,6 +198,8 @@ class Pipeline:
         partial = np.flatnonzero(~complete)
         if partial.size:
             heard[partial] *= self.present[partial]
+        if self.wideband:
+            self.wideband.decode(heard, self.rx_bytes, complete, lost, self.present)
         self.concealer.process(heard, lost, self.present)
 
     def _mix_audio(self, n: int, heard: NDArray[np.int16]) -> NDArray[np.int16]:

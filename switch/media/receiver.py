@@ -54,6 +54,8 @@ class Peer:
     received: int = 0
     """Media packets of the current source (RTCP's "received")."""
     rtcp_mux: bool = False
+    opus_pt: int = -1
+    """Payload type of Opus media (which has its own packet store, not the jitter buffer), or -1."""
     """RTCP shares the RTP port (RFC 5761) instead of going to the RTP port + 1."""
 
 
@@ -71,6 +73,7 @@ class RtpReceiver(asyncio.DatagramProtocol):
         "on_digit",
         "may_egress",
         "on_rtcp",
+        "on_opus",
     )
 
     def __init__(
@@ -94,6 +97,8 @@ class RtpReceiver(asyncio.DatagramProtocol):
         self.on_digit = on_digit
         self.may_egress = may_egress
         self.on_rtcp: Callable[[int, bytes], None] | None = None
+        self.on_opus: Callable[[int, int, bytes], None] | None = None
+        """Called with (slot, timestamp, payload) for each Opus packet."""
         """Called with (channel, datagram) for RTCP arriving on the RTP port (rtcp-mux, RFC 5761)."""
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
@@ -133,6 +138,8 @@ class RtpReceiver(asyncio.DatagramProtocol):
             digit = self.events.receive(self.slot, timestamp, data[offset:end])
             if digit is not None:
                 self.on_digit(self.channel, digit)
+        elif pt == peer.opus_pt and self.on_opus is not None:
+            self.on_opus(self.slot, timestamp, data[offset:end])
         else:
             peer.other_pt += 1
             return
