@@ -156,6 +156,17 @@ class Call:
             if (not future.done() or future.cancelled()) and not self.ended.is_set():
                 self.manager.media.stop_recording(self.channel)
 
+    async def echo(self) -> None:
+        if self.ended.is_set():
+            return
+        media = self.manager.media
+        media.bridge(self.channel, self.channel)  # a channel bridged to itself hears itself
+        try:
+            await self.ended.wait()
+        finally:
+            if not self.ended.is_set():
+                media.unbridge(self.channel)
+
     async def send_digits(self, digits: str) -> None:
         if not self.ended.is_set():
             await self.manager.media.send_dtmf(self.channel, digits)

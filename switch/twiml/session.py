@@ -107,6 +107,9 @@ class CallControl(Protocol):
     async def send_digits(self, digits: str) -> None:
         """Send DTMF to the caller (RFC 4733)."""
 
+    async def echo(self) -> None:
+        """Send the caller's own audio back to them until the call ends."""
+
 
 ErrorCallback = Callable[[str, int, str, str], None]
 """``on_error(call_sid, code, message, url)``."""

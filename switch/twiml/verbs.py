@@ -41,7 +41,7 @@ __all__ = [
 
 log = logging.getLogger("switch.twiml")
 
-UNSUPPORTED_VERBS = frozenset("Dial Enqueue Leave Echo Refer Connect Start Stop Pay Sms".split())
+UNSUPPORTED_VERBS = frozenset("Dial Enqueue Leave Refer Connect Start Stop Pay Sms".split())
 """Twilio verbs that parse but are skipped (with a warning) for now."""
 
 METHODS = ("GET", "POST")
@@ -312,6 +312,23 @@ class Unsupported(Verb):
         return NEXT
 
 
+@dataclass(frozen=True, slots=True)
+class Echo(Verb):
+    """The caller hears themselves until they hang up (Twilio's test verb for audio paths)."""
+
+    TAG: ClassVar[str] = "Echo"
+
+    @classmethod
+    def from_element(cls, element: Element, base_url: str) -> Self:
+        attributes_of(element, cls.ATTRIBUTES)
+        no_children(element)
+        return cls()
+
+    async def run(self, ctx: RunContext) -> Outcome:
+        await ctx.call.echo()
+        return HANGUP
+
+
 VERB_CLASSES: Mapping[str, type[Verb]] = {
-    cls.TAG: cls for cls in (Say, Play, Pause, Hangup, Reject, Redirect)
+    cls.TAG: cls for cls in (Say, Play, Pause, Hangup, Reject, Redirect, Echo)
 }

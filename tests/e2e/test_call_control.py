@@ -6,12 +6,15 @@ import signal
 import socket
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tests.e2e.conftest import start_switch
 from tests.e2e.test_first_call import say, why
+from tests.helpers.audio import compare, read_wav, write_wav
+from tests.helpers.baresip import Baresip
 from tests.helpers.ports import free_tcp_port
 from tests.helpers.rtp_sink import RtpSink
 from tests.helpers.sipp import SippResult, run_sipp
@@ -154,3 +157,24 @@ def test_crlf_keepalives_are_answered_over_udp_and_tcp(switch: SwitchProcess) ->
             ).encode()
         )
         assert tcp.recv(4096).startswith(b"SIP/2.0 200 "), "the connection still carries SIP after a ping"
+
+
+def test_echo_sends_the_callers_audio_back(
+    baresip_path: str, switch: SwitchProcess, twiml_server: TwimlServer, tmp_path: Path
+) -> None:
+    """<Echo>: a softphone sending a chirp hears the same chirp back, delayed by the path through the switch."""
+    twiml_server.on_user("echo", "<Response><Echo/></Response>")
+    t = np.arange(8000 * 4) / 8000
+    chirp = (8000 * np.sin(2 * np.pi * (300 * t + 150 * t * t))).astype(np.int16)  # 300 Hz -> 1500 Hz
+    source = write_wav(tmp_path / "chirp.wav", np.concatenate([chirp, np.zeros(8000 * 20, np.int16)]))
+    with Baresip(source, user="dave", workdir=tmp_path) as phone:
+        phone.dial(switch.uri("echo"))
+        phone.wait_event("CALL_ESTABLISHED", 10)
+        time.sleep(5.0)  # the chirp goes out and comes back
+        phone.hangup()
+        phone.wait_event("CALL_CLOSED", 10)
+    (heard_path,) = phone.heard()
+    _, heard = read_wav(heard_path)
+    match = compare(chirp, heard)
+    assert 0 < match.lag < 8000, f"echo delay {match.lag} samples"
+    assert match.correlation > 0.9, f"echo does not match what was sent: {match}"

@@ -137,6 +137,10 @@ class FakeCall:
     async def send_digits(self, digits: str) -> None:
         self.sent_digits.append(digits)
 
+    async def echo(self) -> None:
+        self.events.append(("echo",))
+        await self.ended.wait()
+
     def kinds(self) -> list[object]:
         return [e[0] for e in self.events]
 

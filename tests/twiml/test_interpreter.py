@@ -400,13 +400,30 @@ async def test_unsupported_verbs_are_skipped_with_a_warning(
 ) -> None:
     caplog.set_level(logging.WARNING, "switch.twiml")
     r = VoiceResponse()
-    r.echo()
+    r.pay()
     r.dial("+15550001111")
     r.say("after")
     await run(call, settings, client, server.twiml("/voice", str(r)))
     assert call.events[2:] == [("say", "after", None, None), ("play", 50, 1), ("hangup",)]
     skipped = [x.getMessage() for x in caplog.records if getattr(x, "twilio_code", 0) == 12200]
-    assert len(skipped) == 2 and "<Echo>" in skipped[0] and call.sid in skipped[1]
+    assert len(skipped) == 2 and "<Pay>" in skipped[0] and call.sid in skipped[1]
+
+
+async def test_echo_runs_until_the_caller_hangs_up(
+    server: AppServer, call: FakeCall, settings: InterpreterSettings, client: WebhookClient
+) -> None:
+    r = VoiceResponse()
+    r.echo()
+    r.say("never reached")
+    session = asyncio.ensure_future(run(call, settings, client, server.twiml("/voice", str(r))))
+    for _ in range(200):
+        if ("echo",) in call.events:
+            break
+        await asyncio.sleep(0.01)
+    assert ("echo",) in call.events and not session.done()
+    call.ended.set()
+    await asyncio.wait_for(session, 5)
+    assert not [e for e in call.events if e[0] == "say"]
 
 
 async def test_a_failing_call_layer_ends_the_session_with_hangup(
