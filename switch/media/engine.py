@@ -16,8 +16,10 @@ A channel that expects media and receives none for ``rtp_timeout`` seconds is re
 source)``.
 
 ``direction`` in :meth:`MediaEngine.configure` is the direction the remote party's SDP states: we send when
-it is ``sendrecv`` or ``recvonly`` and expect media when it is ``sendrecv`` or ``sendonly``; a remote that
-puts us on hold (``sendonly``, ``inactive``, address 0.0.0.0, or ``on_hold=True``) gets nothing from us.
+it is ``sendrecv`` or ``recvonly`` and take whatever media arrives; a remote that puts us on hold
+(``sendonly``, ``inactive``, address 0.0.0.0, or ``on_hold=True``) gets nothing from us, and the RTP
+timeout runs only while the remote says ``sendrecv`` (a held phone may send nothing for as long as the
+hold lasts; the timer restarts from the re-INVITE that resumes the call).
 """
 
 from __future__ import annotations
@@ -393,7 +395,9 @@ class MediaEngine:
             codec=codec if kind == 0 else "PCMU",
             payload_type=payload_type,
             sending=sending,
-            expect_rx=not held and direction in ("sendrecv", "sendonly"),
+            # A remote that says sendonly or inactive has put us on hold: many phones then send nothing
+            # at all, so the RTP timeout is suspended until a re-INVITE says sendrecv again.
+            expect_rx=not held and direction == "sendrecv",
             marker=marker,
             kind=kind,
         )
