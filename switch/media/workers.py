@@ -136,34 +136,40 @@ class _Link:
         self._on_eof = on_eof
         self._out = bytearray()
         self._in = bytearray()
+        self._writing = False
         self.open = True
         loop.add_reader(self.fd, self._readable)
 
     def send(self, message: tuple[Any, ...]) -> None:
+        """Queue ``message``; everything queued in one loop iteration leaves in one write, so the
+        commands of one call-control step reach the worker together (between two of its ticks)."""
         data = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
-        frame = len(data).to_bytes(_LENGTH, "big") + data
-        if self._out:
-            self._out += frame
+        flush = not self._out
+        self._out += len(data).to_bytes(_LENGTH, "big")
+        self._out += data
+        if flush and self.open:
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        if self._writing or not self.open:
             return
-        try:
-            sent = self.sock.send(frame)
-        except BlockingIOError:
-            sent = 0
-        except OSError:
-            return  # the other end is gone: the reader sees the EOF
-        if sent < len(frame):
-            self._out += memoryview(frame)[sent:]
+        self._writable()
+        if self._out:
+            self._writing = True
             self._loop.add_writer(self.fd, self._writable)
 
     def _writable(self) -> None:
+        if not self._out:
+            return
         try:
             sent = self.sock.send(self._out)
         except BlockingIOError:
             return
         except OSError:
-            sent = len(self._out)
+            sent = len(self._out)  # the other end is gone: the reader sees the EOF
         del self._out[:sent]
-        if not self._out:
+        if not self._out and self._writing:
+            self._writing = False
             self._loop.remove_writer(self.fd)
 
     def _readable(self) -> None:
@@ -206,7 +212,7 @@ class _Link:
         if self.open:
             self.open = False
             self._loop.remove_reader(self.fd)
-            if self._out:
+            if self._writing:
                 self._loop.remove_writer(self.fd)
             self.sock.close()
 
@@ -463,9 +469,17 @@ class WorkerMediaEngine:
 
     # -- the pipe -----------------------------------------------------------------------------------------
     def _gone(self, worker: _Worker) -> None:
-        if not worker.stopping:
-            log.error("media worker %d exited", worker.index)
+        """The worker's pipe closed: unless we stopped it, its channels are dead; each is reported
+        through ``on_rtp_timeout`` so call control hangs those calls up."""
         self._drop(worker)
+        if worker.stopping:
+            return
+        log.error("media worker %d exited", worker.index)
+        lost = [ch for ch in worker.locals.values() if ch not in self._hidden]
+        callback = self.on_rtp_timeout
+        if callback is not None:
+            for channel in lost:
+                callback(channel)
 
     def _handle(self, worker: _Worker, message: tuple[Any, ...]) -> None:
         kind = message[0]

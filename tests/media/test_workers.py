@@ -50,6 +50,18 @@ async def _leg(
     return channel, peer, ("127.0.0.1", engine.local_port(channel))
 
 
+async def _prompt_heard(peer: Peer, count: int) -> bytes:
+    """``count`` packets of payload from the first one that is not silence (a configured channel sends
+    silence until the play command reaches its worker, which may be a tick later)."""
+    silence = bytes([0xFF]) * 160
+    while True:
+        packets = await peer.wait_for(len(peer.received) + 1)
+        payloads = [p.payload for p in packets]
+        start = next((i for i, p in enumerate(payloads) if p != silence), None)
+        if start is not None and len(payloads) - start >= count:
+            return b"".join(payloads[start : start + count])
+
+
 def test_port_range_split_into_even_shares() -> None:
     assert split_port_range((20001, 20011), 2) == [(20002, 20007), (20008, 20011)]
     with pytest.raises(ValueError, match="too small"):
@@ -68,10 +80,9 @@ async def test_prompt_arrives_bit_exact_and_crosses_once_per_worker(
     await asyncio.wait_for(done[0], 5)  # settled: replaced by the third play
     assert done[0].done() and not done[1].done()
     for peer in (a_peer, b_peer):
-        packets = await peer.wait_for(50)
-        payload = b"".join(p.payload for p in packets)
+        payload = await _prompt_heard(peer, 40)
         assert payload == ulaw_encode(pcm)[: len(payload)].tobytes()
-        assert {len(p.payload) for p in packets} == {160}
+        assert {len(p.payload) for p in peer.packets()} == {160}
     await asyncio.wait_for(asyncio.gather(done[1], done[2]), 5)
     stats = engine.stats(b)
     assert stats.packets_sent >= 50 and stats.remote == b_peer.addr
@@ -214,3 +225,39 @@ async def test_errors_raise_in_the_parent(engine: WorkerMediaEngine, peers: list
     assert engine.channel_count == 0
     with pytest.raises(UnknownChannel):
         engine.play(channel, tone(400.0, 160))
+
+
+async def test_a_burst_of_commands_and_a_large_prompt_do_not_block(
+    engine: WorkerMediaEngine, peers: list[Peer]
+) -> None:
+    channel, peer, _ = await _leg(engine, peers)
+    for _ in range(3000):  # far more than a pipe buffer holds
+        engine.configure(channel, remote=peer.addr, codec="PCMU", payload_type=0)
+    pcm = np.random.default_rng(9).integers(-8000, 8000, 8000 * 120, dtype=np.int16)  # 1.9 MB
+    done = engine.play(channel, pcm)
+    payload = await _prompt_heard(peer, 25)
+    assert payload == ulaw_encode(pcm)[: len(payload)].tobytes()
+    engine.stop_playback(channel)
+    await asyncio.wait_for(done, 5)
+
+
+async def test_a_dead_worker_reports_its_channels_as_timed_out(
+    engine: WorkerMediaEngine, peers: list[Peer]
+) -> None:
+    a, _, _ = await _leg(engine, peers)
+    b, _, _ = await _leg(engine, peers)
+    timed_out: list[int] = []
+    gone = asyncio.Event()
+
+    def on_timeout(channel: int) -> None:
+        timed_out.append(channel)
+        gone.set()
+
+    engine.on_rtp_timeout = on_timeout
+    victim = engine._workers[engine.worker_of(b)].process
+    victim.kill()
+    await asyncio.wait_for(gone.wait(), 10)
+    assert timed_out == [b]
+    with pytest.raises(MediaError, match="has ended"):
+        engine.play(b, tone(400.0, 800))
+    assert engine.stats(a).remote[1] > 0  # the other worker carries on
