@@ -24,7 +24,7 @@ parent -> worker::
     ("play", rid, local, key, loop)        -> ("ok", rid, None) when the playback future resolves
     ("dtmf", rid, local, digits, ms)       -> ("ok", rid, None)
     ("record", rid, local, path, options)  -> ("ok", rid, RecordingResult) or ("err", rid, exception)
-    ("close" | "stats" | "jitter", rid, local) -> ("ok", rid, None | ChannelStats | JitterStats)
+    ("close" | "stats" | "jitter" | "rtcp", rid, local) -> ("ok", rid, None | the engine's answer)
     ("ticks", rid, count)                  -> ("ok", rid, None) after ``count`` more ticks
     ("stop", rid)                          -> ("ok", rid, None), then the process exits
 
@@ -75,6 +75,8 @@ from switch.media.engine import (
 )
 from switch.media.jitter import JitterStats
 from switch.media.recorder import RecordingResult
+from switch.media.rtcp import RtcpStats
+from switch.media.wideband import OPUS, WIDEBAND
 
 __all__ = ["WorkerMediaEngine", "allow_any_egress", "default_worker_count", "split_port_range"]
 
@@ -226,14 +228,15 @@ def _worker_main(
     port_range: tuple[int, int],
     egress_allowed: Callable[[str], bool],
     rtp_timeout: float,
+    rtcp_interval: float,
 ) -> None:
     logging.basicConfig(level=logging.WARNING)
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency
-        asyncio.run(_worker(conn, host, port_range, egress_allowed, rtp_timeout))
+        asyncio.run(_worker(conn, host, port_range, egress_allowed, rtp_timeout, rtcp_interval))
     else:
-        uvloop.run(_worker(conn, host, port_range, egress_allowed, rtp_timeout))
+        uvloop.run(_worker(conn, host, port_range, egress_allowed, rtp_timeout, rtcp_interval))
 
 
 async def _worker(
@@ -242,9 +245,12 @@ async def _worker(
     port_range: tuple[int, int],
     egress_allowed: Callable[[str], bool],
     rtp_timeout: float,
+    rtcp_interval: float,
 ) -> None:
     loop = asyncio.get_running_loop()
-    engine = MediaEngine(host, port_range, egress_allowed=egress_allowed, rtp_timeout=rtp_timeout)
+    engine = MediaEngine(
+        host, port_range, egress_allowed=egress_allowed, rtp_timeout=rtp_timeout, rtcp_interval=rtcp_interval
+    )
     await engine.start()
     cache: dict[bytes, NDArray[np.int16]] = {}
     stopping: asyncio.Future[int] = loop.create_future()
@@ -320,6 +326,8 @@ async def _worker(
             run(message[1], value(engine.stats(message[2])))
         elif kind == "jitter":
             run(message[1], value(engine.jitter_stats(message[2])))
+        elif kind == "rtcp":
+            run(message[1], value(engine.rtcp_stats(message[2])))
         elif kind == "ticks":
             run(message[1], engine.wait_ticks(message[2]))
         elif kind == "stop" and not stopping.done():
@@ -377,6 +385,7 @@ class WorkerMediaEngine:
         workers: int | None = None,
         egress_allowed: Callable[[str], bool] = allow_any_egress,
         rtp_timeout: float = 30.0,
+        rtcp_interval: float = 5.0,
         cache_bytes: int = _CACHE_BYTES,
         trunks: int = 2,
     ) -> None:
@@ -385,6 +394,7 @@ class WorkerMediaEngine:
         self._ranges = split_port_range(port_range, self.worker_count)
         self._egress_allowed = egress_allowed
         self._rtp_timeout = rtp_timeout
+        self._rtcp_interval = rtcp_interval
         self._cache_bytes = cache_bytes
         self._workers: list[_Worker] = []
         self._channels: dict[int, _Channel] = {}
@@ -414,7 +424,7 @@ class WorkerMediaEngine:
             parent, child = ctx.Pipe()
             process = ctx.Process(
                 target=_worker_main,
-                args=(child, self.host, ports, self._egress_allowed, self._rtp_timeout),
+                args=(child, self.host, ports, self._egress_allowed, self._rtp_timeout, self._rtcp_interval),
                 name=f"media-worker-{index}",
                 daemon=True,
             )
@@ -584,11 +594,14 @@ class WorkerMediaEngine:
         telephone_event_pt: int | None = None,
         direction: str = "sendrecv",
         on_hold: bool = False,
+        rtcp_mux: bool = False,
     ) -> None:
         """See :meth:`MediaEngine.configure`; arguments are checked here, so errors raise here."""
         ch = self._channel(channel)
-        if codec not in CODECS:
-            raise ValueError(f"unsupported codec {codec!r} ({' or '.join(CODECS)})")
+        if codec not in CODECS and codec not in WIDEBAND:
+            raise ValueError(f"unsupported codec {codec!r} ({', '.join([*CODECS, *WIDEBAND])})")
+        if WIDEBAND.get(codec, 0) == OPUS and ptime != 20:
+            raise ValueError("Opus legs use 20 ms packets")
         if ptime not in PTIMES:
             raise ValueError(f"unsupported ptime {ptime} (10 to 60 ms in steps of 10)")
         if direction not in DIRECTIONS:
@@ -611,6 +624,7 @@ class WorkerMediaEngine:
             telephone_event_pt=telephone_event_pt,
             direction=direction,
             on_hold=on_hold,
+            rtcp_mux=rtcp_mux,
         )
 
     def set_inband_dtmf(self, channel: int, enabled: bool) -> None:
@@ -860,6 +874,17 @@ class WorkerMediaEngine:
         """Blocks on a round trip to the worker: prefer :meth:`jitter_stats_async` on hot paths."""
         ch = self._channel(channel)
         result: JitterStats = self._request_sync(ch.worker, ("jitter", ch.local))
+        return result
+
+    def rtcp_stats(self, channel: int) -> RtcpStats:
+        """Blocks on a round trip to the worker: prefer :meth:`rtcp_stats_async` on hot paths."""
+        ch = self._channel(channel)
+        result: RtcpStats = self._request_sync(ch.worker, ("rtcp", ch.local))
+        return result
+
+    async def rtcp_stats_async(self, channel: int) -> RtcpStats:
+        ch = self._channel(channel)
+        result: RtcpStats = await self._request(ch.worker, ("rtcp", ch.local))
         return result
 
     async def jitter_stats_async(self, channel: int) -> JitterStats:

@@ -26,7 +26,9 @@ def loopback_only(ip: str) -> bool:
 
 @pytest.fixture
 async def engine() -> AsyncIterator[WorkerMediaEngine]:
-    eng = WorkerMediaEngine("127.0.0.1", free_rtp_range(60), workers=2, egress_allowed=loopback_only)
+    eng = WorkerMediaEngine(
+        "127.0.0.1", free_rtp_range(60), workers=2, egress_allowed=loopback_only, rtcp_interval=0.2
+    )
     await eng.start()
     yield eng
     await eng.stop()
@@ -206,6 +208,7 @@ async def test_recording_is_written_by_the_worker(
     await peer.stream(build_stream(audio), target)
     result = await asyncio.wait_for(done, 5)
     assert result.ended_by == "silence" and result.path == path
+    assert engine.rtcp_stats(channel).packets_lost == 0
     assert abs(result.duration - 1.0) <= 0.06
     with wave.open(str(path)) as w:
         frames = np.frombuffer(w.readframes(w.getnframes()), np.int16).astype(np.float64)
