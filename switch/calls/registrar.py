@@ -190,7 +190,10 @@ class Registrar:
     ) -> Response:
         """Authenticate a REGISTER and apply it; the response to send (401, 200, 400, 403, 423)."""
         to_uri = request.to.uri
-        aor_user = to_uri.user if isinstance(to_uri, SipURI) else None
+        if not isinstance(to_uri, SipURI):
+            # RFC 4475 §3.3.4: an address-of-record must be a SIP or SIPS URI; nothing to challenge for.
+            return make_response(request, 400, "Bad Request (the To URI is not a SIP or SIPS URI)")
+        aor_user = to_uri.user
         result = self.auth.check(request, now)
         if result.user is None:
             return self.auth.challenge(request, 401, now, user=aor_user, stale=result.stale)

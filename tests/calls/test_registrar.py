@@ -75,6 +75,15 @@ def authed_register(
     return registrar.handle_register(request, SOURCE, "UDP", None, now)
 
 
+def test_an_address_of_record_that_is_not_sip_gets_400_without_a_challenge() -> None:
+    """RFC 4475 §3.3.4 (unksm2): To isbn:..., the registrar answers 400 rather than asking who you are."""
+    request = register("alice", [])
+    request.headers.set("To", "isbn:2983792873")
+    response = make_registrar().handle_register(request, SOURCE, "UDP", None, 1.0)
+    assert response.status == 400
+    assert "WWW-Authenticate" not in response.headers
+
+
 def test_challenge_offers_sha256_then_md5_with_qop_auth() -> None:
     response = make_registrar().handle_register(
         register("alice", ["<sip:alice@127.0.0.1:40000>"]), SOURCE, "UDP", None, 100.0
