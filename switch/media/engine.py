@@ -646,7 +646,7 @@ class MediaEngine:
         legs = self._pipeline.wideband.opus
         for slot, payload in packets:
             leg = legs[slot]
-            if not table.sending[slot] or self._ids[slot] in self._dtmf_out:
+            if not payload or not table.sending[slot] or self._ids[slot] in self._dtmf_out:
                 leg.timestamp = (leg.timestamp + 960) & 0xFFFFFFFF
                 continue
             mpt = int(table.mpt[slot])

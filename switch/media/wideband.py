@@ -2,7 +2,8 @@
 
 The engine mixes at 8 kHz. A G.722 or Opus leg is decoded to its own rate by a codec context of its own
 (ffmpeg's ``g722`` and libopus, through PyAV: the work per frame is in C), brought to 8 kHz by a streaming
-anti-aliased FIR resampler that keeps its history across frames, and encoded the other way round. Each
+anti-aliased polyphase FIR resampler that keeps its history across frames, and encoded the other way round
+(libopus takes 8 kHz input itself, so an Opus leg resamples only what it receives). Each
 leg costs tens of microseconds of C per tick and direction, so these legs are for the channels that
 negotiated a wideband codec, not for the bulk of G.711 traffic (which stays one table lookup for all).
 
@@ -22,7 +23,7 @@ import av
 import numpy as np
 from numpy.typing import NDArray
 
-from voicecodecs.opus import OpusDecoder, OpusEncoder
+from voicecodecs.opus import OpusDecoder
 
 __all__ = ["G722", "G722_CLOCK", "OPUS", "OPUS_CLOCK", "WIDEBAND", "Resampler", "WidebandLegs"]
 
@@ -39,7 +40,12 @@ _OPUS_STORE = 32
 
 
 class Resampler:
-    """Streaming integer-ratio resampler (by ``up`` or by ``1/down``), windowed-sinc FIR, one channel."""
+    """Streaming integer-ratio resampler (by ``up`` or by ``1/down``), windowed-sinc FIR, one channel.
+
+    Polyphase: going down only the kept outputs are computed, going up each input sample gives ``up``
+    outputs from one small matrix product, so the work is per low-rate sample. The history of the last
+    frame is kept, so frame-by-frame output equals one pass over the whole signal.
+    """
 
     def __init__(self, up: int = 1, down: int = 1) -> None:
         if (up == 1) == (down == 1):
@@ -51,23 +57,39 @@ class Resampler:
         h = 2 * cutoff * np.sinc(2 * cutoff * n) * np.kaiser(taps, 8.0)
         h /= h.sum()
         self.up, self.down = up, down
-        self._taps = (h * up).astype(np.float64)
-        self._history = np.zeros(taps - 1, np.float64)
+        if down > 1:
+            self._kernel = np.ascontiguousarray(h[::-1], np.float32)
+            self._history = np.zeros(taps - 1, np.float32)
+        else:
+            per_phase = -(-taps // up)
+            padded = np.zeros(per_phase * up)
+            padded[:taps] = h * up
+            # phases[p, m] = h[p + m * up]: output n*up + p = sum over m of x[n - m] * phases[p, m].
+            phases = padded.reshape(per_phase, up).T
+            self._kernel = np.ascontiguousarray(phases[:, ::-1].T, np.float32)  # (per_phase, up)
+            self._history = np.zeros(per_phase - 1, np.float32)
 
     def process(self, x: NDArray[np.int16]) -> NDArray[np.int16]:
-        """Resample one frame (its length a multiple of ``down``)."""
-        if self.up > 1:
-            stuffed = np.zeros(len(x) * self.up, np.float64)
-            stuffed[:: self.up] = x
-        else:
-            stuffed = x.astype(np.float64)
-        buffer = np.concatenate([self._history, stuffed])
-        self._history = buffer[len(buffer) - len(self._history) :]
-        y = np.convolve(buffer, self._taps, mode="valid")
-        if self.down > 1:
-            y = y[:: self.down]
-        out: NDArray[np.int16] = np.clip(np.rint(y), -32768, 32767).astype(np.int16)
+        """Resample one frame (its length a multiple of ``down``; every frame the same length is fastest)."""
+        keep = len(self._history)
+        if len(x) != self._frame:
+            self._allocate(len(x))
+        buffer = self._buffer
+        buffer[:keep] = self._history
+        buffer[keep:] = x
+        self._history[:] = buffer[len(buffer) - keep :]
+        y = self._windows @ self._kernel
+        out: NDArray[np.int16] = np.clip(np.rint(y.reshape(-1)), -32768, 32767).astype(np.int16)
         return out
+
+    _frame = -1
+
+    def _allocate(self, frame: int) -> None:
+        """A work buffer of history plus one frame, and the strided view of its windows, made once."""
+        self._frame = frame
+        self._buffer = np.zeros(len(self._history) + frame, np.float32)
+        windows = np.lib.stride_tricks.sliding_window_view(self._buffer, self._kernel.shape[0])
+        self._windows = windows[:: self.down] if self.down > 1 else windows
 
 
 @dataclass(slots=True)
@@ -82,10 +104,11 @@ class _G722Leg:
 
 @dataclass(slots=True)
 class _OpusLeg:
-    encoder: OpusEncoder
+    encoder: Any
+    """libopus fed 8 kHz audio directly (the RTP clock stays 48 kHz, RFC 7587)."""
     decoder: OpusDecoder
     to_8k: Resampler = field(default_factory=lambda: Resampler(down=6))
-    to_48k: Resampler = field(default_factory=lambda: Resampler(up=6))
+    pts: int = 0
     store: dict[int, bytes] = field(default_factory=dict)
     play: int = -1
     """RTP timestamp of the next packet to play (-1 before the first packet)."""
@@ -93,6 +116,17 @@ class _OpusLeg:
     late: int = 0
     timestamp: int = 0
     """Our send timestamp (48 kHz units)."""
+
+
+def _opus_encoder() -> Any:
+    encoder: Any = av.codec.CodecContext.create("libopus", "w")
+    encoder.sample_rate = 8000
+    encoder.layout = "mono"
+    encoder.format = "s16"
+    encoder.bit_rate = 24000
+    encoder.options = {"application": "voip", "frame_duration": "20", "compression_level": "5"}
+    encoder.open()
+    return encoder
 
 
 def _g722_contexts() -> tuple[Any, Any]:
@@ -127,7 +161,7 @@ class WidebandLegs:
         if kind == G722 and slot not in self.g722:
             self.g722[slot] = _G722Leg(*_g722_contexts())
         if kind == OPUS and slot not in self.opus:
-            self.opus[slot] = _OpusLeg(OpusEncoder(), OpusDecoder(), timestamp=timestamp & 0xFFFFFFFF)
+            self.opus[slot] = _OpusLeg(_opus_encoder(), OpusDecoder(), timestamp=timestamp & 0xFFFFFFFF)
 
     def remove(self, slot: int) -> None:
         self.g722.pop(slot, None)
@@ -197,7 +231,8 @@ class WidebandLegs:
             lost[slot] = False
 
     def encode(self, audio: NDArray[np.int16], payload: NDArray[np.uint8]) -> list[tuple[int, bytes]]:
-        """Encode the G.722 rows of ``audio`` into ``payload`` rows; return the Opus rows' packets."""
+        """Encode the G.722 rows of ``audio`` into ``payload`` rows; return the Opus rows' packets (an empty
+        payload when the encoder gave nothing this tick: the timestamp still advances, nothing is sent)."""
         for slot, g in self.g722.items():
             wide = g.to_16k.process(audio[slot])
             frame = av.AudioFrame.from_ndarray(wide[None, :], format="s16", layout="mono")
@@ -211,8 +246,11 @@ class WidebandLegs:
                 del g.pending[:FRAME]
         packets: list[tuple[int, bytes]] = []
         for slot, o in self.opus.items():
-            wide = o.to_48k.process(audio[slot])
-            packets.append((slot, o.encoder.encode(wide)))
+            frame = av.AudioFrame.from_ndarray(audio[slot : slot + 1], format="s16", layout="mono")
+            frame.sample_rate = 8000
+            frame.pts = o.pts
+            o.pts += FRAME
+            packets.append((slot, b"".join(bytes(p) for p in o.encoder.encode(frame))))
         return packets
 
 
