@@ -255,11 +255,15 @@ class JitterBuffer:
         return result
 
     # -- per tick ---------------------------------------------------------------------------------------
-    def pull(self, n: int, out: NDArray[np.uint8], present: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    def pull(
+        self, n: int, out: NDArray[np.uint8], present: NDArray[np.bool_], *, fetch: bool = True
+    ) -> NDArray[np.bool_]:
         """Take the next frame of slots ``0..n-1`` into ``out`` (bytes) and ``present`` (per sample).
 
         Returns, per slot, whether the frame is lost: the stream has started, something later is buffered,
-        and at least one sample of this frame is missing (the caller conceals those).
+        and at least one sample of this frame is missing (the caller conceals those). With ``fetch=False``
+        the bytes are not copied into ``out``: the caller takes the rows it needs with :meth:`fetch`
+        before the next packet is put (a pass-through copies them straight into its packets).
         """
         if n == 0:
             return np.zeros(0, np.bool_)
@@ -286,11 +290,12 @@ class JitterBuffer:
         start = self._start[:n]
         np.multiply(slot0, BLOCK, out=start)
         np.minimum(start, RING - FRAME, out=start)
-        frames[:] = self._windows[rows, start]
-        wrapping = np.flatnonzero(slot1 == 0)
-        if wrapping.size:
-            frames[wrapping, BLOCK:] = self._blocks[wrapping, 0]
-            frames[wrapping, :BLOCK] = self._blocks[wrapping, SLOTS - 1]
+        if fetch:
+            frames[:] = self._windows[rows, start]
+            wrapping = np.flatnonzero(slot1 == 0)
+            if wrapping.size:
+                frames[wrapping, BLOCK:] = self._blocks[wrapping, 0]
+                frames[wrapping, :BLOCK] = self._blocks[wrapping, SLOTS - 1]
         marks = self.marks[:n]
         first = marks[rows, slot0] == mark0
         second = marks[rows, slot1] == mark1
@@ -320,6 +325,16 @@ class JitterBuffer:
         target *= 80
         np.clip(target, MIN_DELAY, MAX_DELAY, out=self.target[:n])
         return lost
+
+    def fetch(self, rows: NDArray[np.intp]) -> NDArray[np.uint8]:
+        """The frames of ``rows`` that the last :meth:`pull` took (a new ``(len(rows), FRAME)`` array)."""
+        frames: NDArray[np.uint8] = self._windows[rows, self._start[rows]]
+        wrapping = self._slot1[rows] == 0
+        if wrapping.any():
+            wrapped = rows[wrapping]
+            frames[wrapping, BLOCK:] = self._blocks[wrapped, 0]
+            frames[wrapping, :BLOCK] = self._blocks[wrapped, SLOTS - 1]
+        return frames
 
     # -- observation ------------------------------------------------------------------------------------
     def delay(self, slot: int) -> int:

@@ -141,8 +141,6 @@ class Pipeline:
         if self.dirty:
             self.compile()
         result.ended = table.gather()
-        lost = self.jitter.pull(n, self.rx_bytes, self.present)
-        complete = self.jitter.complete
         dst, src = self._pairs_dst, self._pairs_src
         codec = table.codec_offset
         kind = table.kind
@@ -150,6 +148,9 @@ class Pipeline:
         passable &= ~table.playing[dst]
         need_decode = bool(self.mixer.members.size or self._record_channels or self.inband.active)
         need_decode = need_decode or not passable.all()
+        # Only pass-through: the received bytes go straight from the rings into the partners' packets.
+        lost = self.jitter.pull(n, self.rx_bytes, self.present, fetch=need_decode)
+        complete = self.jitter.complete
         heard = self.heard[:n]
         self.decoded = need_decode
         if need_decode:
@@ -174,7 +175,9 @@ class Pipeline:
                 keep[rows] = False
                 table.encode(audio, ticks, np.flatnonzero(keep))
                 self._encode_wideband(audio, result)
-                table.packets["payload"][rows] = self.rx_bytes[src[through]]
+                partners = src[through]
+                fetched = self.rx_bytes[partners] if need_decode else self.jitter.fetch(partners)
+                table.packets["payload"][rows] = fetched
             else:
                 table.encode(audio, ticks)
                 self._encode_wideband(audio, result)
