@@ -16,6 +16,7 @@ through PyAV plus the 8 kHz resamplers), ``rtcp_report_us`` the cost of building
 Prints JSON; runs in about a minute.
 
     python bench/bench_tick.py
+    python bench/bench_tick.py --profile rooms     # cProfile of 60 ticks of one scenario at 4000 legs
 """
 
 from __future__ import annotations
@@ -180,7 +181,28 @@ def rtcp_cost(reports: int = 2000) -> float:
     return (time.perf_counter() - start) / reports
 
 
+def profile(scenario: str, n: int = 4000) -> None:
+    """Print where 60 ticks of ``scenario`` spend their time (cProfile, sorted by own time)."""
+    import cProfile
+    import pstats
+
+    pipeline, _ = _pipeline(n, scenario)
+    for k in range(5):
+        _feed(pipeline, n, k)
+        pipeline.run()
+    profiler = cProfile.Profile()
+    for k in range(5, 65):
+        _feed(pipeline, n, k)
+        profiler.enable()
+        pipeline.run()
+        profiler.disable()
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
+
+
 def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--profile":
+        profile(sys.argv[2])
+        return
     assert DECODE.size and ENCODE.size
     results = []
     for n in (1000, 2000, 4000):

@@ -262,8 +262,9 @@ class JitterBuffer:
 
         Returns, per slot, whether the frame is lost: the stream has started, something later is buffered,
         and at least one sample of this frame is missing (the caller conceals those). With ``fetch=False``
-        the bytes are not copied into ``out``: the caller takes the rows it needs with :meth:`fetch`
-        before the next packet is put (a pass-through copies them straight into its packets).
+        neither the bytes nor the flags are written (``complete`` still is): the caller takes the rows it
+        needs with :meth:`fetch` before the next packet is put (a pass-through copies them straight into
+        its packets).
         """
         if n == 0:
             return np.zeros(0, np.bool_)
@@ -301,8 +302,9 @@ class JitterBuffer:
         second = marks[rows, slot1] == mark1
         complete = first & second
         self.complete = complete
-        present[:n, :BLOCK] = first[:, None]
-        present[:n, BLOCK:] = second[:, None]
+        if fetch:
+            present[:n, :BLOCK] = first[:, None]
+            present[:n, BLOCK:] = second[:, None]
         empty = ~(first | second)
         started = self.started[:n]
         level = (self.newest[:n] - play + 0x80000000) % 0x100000000 - 0x80000000
