@@ -128,11 +128,11 @@ class MediaEngine:
     ) -> None:
         low, high = port_range
         low += low % 2
-        if low > high:
-            raise ValueError(f"RTP port range {port_range} holds no even port")
+        if low + 1 > high:
+            raise ValueError(f"RTP port range {port_range} holds no even port with its RTCP port above it")
         self.host = host
-        self._ports = itertools.cycle(range(low, high + 1, 2))
-        self._port_count = (high - low) // 2 + 1
+        self._ports = itertools.cycle(range(low, high, 2))  # each even port and the odd one above it
+        self._port_count = (high - low + 1) // 2
         self._egress_allowed = egress_allowed
         self._timeout_ticks = max(1, round(rtp_timeout / TICK))
         self._rtcp_ticks = max(_RTCP_CHECK_TICKS, round(rtcp_interval / TICK))
