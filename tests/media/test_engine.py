@@ -247,3 +247,20 @@ async def test_closing_a_channel_keeps_the_others_running(
     payload = b"".join(p.payload for _, p in await outs[2].receive(25))
     assert payload[:4000] == ulaw_encode(pcm).tobytes()
     await asyncio.wait_for(done, 1)
+
+
+async def test_concurrent_creates_and_closes_keep_channels_and_sockets_together(engine: MediaEngine) -> None:
+    """Found by the load harness: creates awaiting their sockets interleaved with closes, and a channel ended
+    up with another one's socket (IndexError in close_channel, leaked ports)."""
+    first = await asyncio.gather(*(engine.create_channel() for _ in range(12)))
+    created = asyncio.gather(*(engine.create_channel() for _ in range(12)))
+    await asyncio.gather(*(engine.close_channel(channel) for channel in first[::2]))
+    second = await created
+    live = set(first[1::2]) | set(second)
+    assert engine.channel_count == len(live) == 18
+    for channel in live:
+        slot = engine._slots[channel]
+        assert engine._transports[slot].get_extra_info("sockname")[1] == engine.local_port(channel)
+        assert engine._protocols[slot].channel == channel
+    await asyncio.gather(*(engine.close_channel(channel) for channel in live))
+    assert engine.channel_count == 0
