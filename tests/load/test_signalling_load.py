@@ -21,15 +21,7 @@ pytestmark = [
 
 RSS_GROWTH_BOUND_MB = 10.0
 
-# Known bug outside this area (bench/RESULTS.md, "Signalling load", bug 1): MediaEngine.create_channel takes
-# a table slot before an await and appends its parallel lists after it, so concurrent create/close corrupt
-# the bookkeeping; about 1 call in 100 gets 480. Remove this marker when the engine fix lands.
-MEDIA_SLOT_RACE = pytest.mark.xfail(
-    reason="media engine create_channel/close_channel slot race: ~1% of calls get 480", strict=False
-)
 
-
-@MEDIA_SLOT_RACE
 def test_300_calls_at_100_per_second_all_succeed_and_memory_stays_flat(tmp_path: Path) -> None:
     warmup, run = memory_run(rate=100.0, checkpoints=(100, 400), base=tmp_path)
     for segment in (warmup, run):
