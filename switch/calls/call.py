@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
-from switch.media.engine import MediaError
+from switch.media.engine import PTIMES, MediaError
 from switch.sip.events import RequestReceived
 from switch.sip.message import Request, Response, make_response
 from switch.sip.sdp import AudioAnswer
@@ -185,12 +185,15 @@ class Call:
     def configure_media(self, answer: AudioAnswer) -> None:
         """Point the channel at what offer/answer agreed (again on a re-INVITE: hold, resume, move)."""
         self.media = answer
-        # The engine sends 20 ms packets whatever ptime the peer asked for (RFC 3264 makes ptime a hint).
+        # Send packets of the length the peer asked to receive (its a=ptime), where the engine can;
+        # otherwise 20 ms, which every G.711 peer accepts (RFC 3264 makes ptime a hint).
+        ptime = answer.ptime if answer.ptime in PTIMES and answer.codec != "opus" else 20
         self.manager.media.configure(
             self.channel,
             remote=(answer.remote_address, answer.remote_port),
             codec=answer.codec,
             payload_type=answer.payload_type,
+            ptime=ptime,
             telephone_event_pt=answer.telephone_event_pt,
             direction=answer.remote_direction,
             on_hold=answer.on_hold,

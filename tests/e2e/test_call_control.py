@@ -178,3 +178,26 @@ def test_echo_sends_the_callers_audio_back(
     match = compare(chirp, heard)
     assert 0 < match.lag < 8000, f"echo delay {match.lag} samples"
     assert match.correlation > 0.9, f"echo does not match what was sent: {match}"
+
+
+def test_the_switch_sends_the_packet_time_the_caller_asks_for(
+    switch: SwitchProcess, twiml_server: TwimlServer
+) -> None:
+    twiml_server.on_user("ptime30", say("Thirty millisecond packets."))
+    with RtpSink(answer_with_silence=True) as sink:
+        result = run_sipp(
+            "uac-invite-ptime30-expect-bye.xml",
+            switch.target,
+            "udp",
+            service="ptime30",
+            keys={"rtp_port": sink.port},
+            timeout=20,
+        )
+        sink.wait_quiet(quiet=0.3, timeout=2.0)
+        stream = sink.stream()
+    assert result.ok, why(result, switch)
+    assert stream.count > 20
+    assert {len(p.payload) for p in stream.packets} == {240}
+    assert set(stream.timestamp_steps().tolist()) == {240}
+    mean = float(stream.arrival_steps_ms().mean())
+    assert 27.0 <= mean <= 33.0, f"mean packet spacing {mean:.2f} ms"
