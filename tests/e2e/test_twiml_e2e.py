@@ -18,14 +18,15 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlencode
 
 import numpy as np
 import pytest
+import requests
 from numpy.typing import NDArray
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 from twilio.twiml.voice_response import Gather, Record, VoiceResponse
+from yarl import URL
 
 from tests.e2e.conftest import start_switch
 from tests.helpers.audio import envelope, read_wav, speech_match, write_wav
@@ -160,7 +161,9 @@ def baresip_call(switch: SwitchProcess, workdir: Path) -> BaresipCall:
 def serve(server: TwimlServer) -> None:
     server.dispatch_by_to("/voice")
     server.on_user("gather-num", gather(num_digits=3, action="/gather/num", timeout=5))
-    server.on_user("gather-finish", gather(finish_on_key="*", action="/gather/finish", timeout=5))
+    server.on_user(
+        "gather-finish", gather(finish_on_key="*", action="/gather/finish", method="GET", timeout=5)
+    )
     server.on_user("gather-timeout", gather(action="/gather/timeout", timeout=2))
     barge = VoiceResponse()
     long_gather = Gather(num_digits=1, action="/gather/barge")
@@ -241,6 +244,8 @@ def test_gather_action_gets_exactly_the_digits(
     assert params["Digits"] == digits, params
     assert params.get("FinishedOnKey") == finished_on, params
     assert params["CallStatus"] == "in-progress"
+    method = "GET" if user == "gather-finish" else "POST"
+    assert only(calls.server, "/gather/" + user.removeprefix("gather-")).method == method
     voice = calls.server.requests(path="/voice", user=user)
     assert len(voice) == 1 and voice[0].params["CallSid"] == params["CallSid"]
 
@@ -313,11 +318,19 @@ def test_record_action_gets_the_recording_and_it_matches_what_was_sent(calls: Ca
     assert status == 200 and wav_ext == wav
 
 
-def test_recording_through_the_twilio_client(calls: Calls) -> None:
-    sid = only(calls.server, "/record/done").params["RecordingSid"]
-    call_sid = only(calls.server, "/record/done").params["CallSid"]
+def test_recording_through_the_twilio_client(calls: Calls, tmp_path: Path) -> None:
+    done = only(calls.server, "/record/done").params
+    sid, call_sid = done["RecordingSid"], done["CallSid"]
     client = Client(ACCOUNT_SID, AUTH_TOKEN)
     client.api.base_url = f"http://127.0.0.1:{calls.switch.http_port}"
+    # twilio's Response holds decoded text: keep the raw bytes of each response through a requests hook
+    raw: list[requests.Response] = []
+    session = client.http_client.session
+    session.hooks["response"].append(lambda response, *args, **kwargs: raw.append(response))
+    media = client.request("GET", done["RecordingUrl"] + ".wav")
+    assert media.status_code == 200 and raw, media.status_code
+    assert str(raw[-1].request.headers["Authorization"]).startswith("Basic ")
+    check_recording(raw[-1].content, calls.sent_recording, tmp_path, "twilio.wav")
     recording = client.api.v2010.accounts(ACCOUNT_SID).recordings(sid).fetch()
     assert recording.sid == sid
     assert recording.call_sid == call_sid
@@ -367,8 +380,10 @@ def test_status_callbacks_arrive_in_order_with_their_parameters(calls: Calls) ->
 
 # -- Signatures and metrics (after every call above) --------------------------------------------------------
 def signed_url(server: TwimlServer, request: RecordedRequest) -> str:
-    url = f"http://{request.headers.get('Host', f'127.0.0.1:{server.port}')}{request.path}"
-    return url + ("?" + urlencode(request.query) if request.query else "")
+    """The URL the request was made to, its query re-encoded the way yarl (and so aiohttp) encodes it;
+    the recorded request keeps the decoded query only."""
+    url = URL(f"http://{request.headers.get('Host', f'127.0.0.1:{server.port}')}{request.path}")
+    return str(url.with_query(list(request.query)) if request.query else url)
 
 
 def test_every_request_carries_a_valid_signature(calls: Calls) -> None:
@@ -395,6 +410,8 @@ def test_metrics_count_the_calls(calls: Calls) -> None:
     completed = re.search(r'^switch_calls_total\{status="completed"\} (\S+)$', text, re.M)
     assert completed is not None, text[:3000]
     assert float(completed.group(1)) >= 7, completed.group(0)
+    active_calls = re.search(r"^switch_active_calls (\S+)$", text, re.M)
+    assert active_calls is not None and float(active_calls.group(1)) == 0, "calls left behind"
 
 
 def test_the_switch_logs_each_call(calls: Calls) -> None:
