@@ -99,6 +99,7 @@ class Calls:
     server: TwimlServer
     sipp: dict[str, SippCall]
     baresip: BaresipCall
+    baresip_record: str
     sent_recording: NDArray[np.int16]
 
 
@@ -158,6 +159,22 @@ def baresip_call(switch: SwitchProcess, workdir: Path) -> BaresipCall:
     return BaresipCall(pcm, error)
 
 
+def baresip_record_call(switch: SwitchProcess, workdir: Path, sent: NDArray[np.int16]) -> str:
+    """baresip speaks `sent` (after 1 s of silence, then 8 s of it) into a Record; '' or what went wrong."""
+    folder = workdir / "record-baresip"
+    folder.mkdir()
+    source = np.concatenate([np.zeros(8000, dtype=np.int16), sent])
+    speech = write_wav(folder / "speech.wav", source, pad_seconds=8.0)
+    with Baresip(speech, user="erin", workdir=folder) as phone:
+        try:
+            phone.dial(switch.uri("record-baresip"))
+            phone.wait_event("CALL_ESTABLISHED", 10)
+            phone.wait_event("CALL_CLOSED", 20)
+        except Exception as exc:  # reported by the test that needs this call
+            return f"{exc}\n{phone.log[-3000:]}"
+    return ""
+
+
 def serve(server: TwimlServer) -> None:
     server.dispatch_by_to("/voice")
     server.on_user("gather-num", gather(num_digits=3, action="/gather/num", timeout=5))
@@ -174,10 +191,14 @@ def serve(server: TwimlServer) -> None:
     record = VoiceResponse()
     record.append(Record(action="/record/done", timeout=2, max_length=15, play_beep=False))
     server.on_user("record", str(record))
+    record_baresip = VoiceResponse()
+    record_baresip.append(Record(action="/record/baresip", timeout=2, max_length=15, play_beep=False))
+    server.on_user("record-baresip", str(record_baresip))
     server.on_user("fallback-500", Reply("<Response><Say>never</Say></Response>", status=500))
     for path in ("/gather/num", "/gather/finish", "/gather/timeout", "/gather/barge", "/gather/baresip"):
         server.route(path, HANGUP)
     server.route("/record/done", HANGUP)
+    server.route("/record/baresip", HANGUP)
     fallback = VoiceResponse()
     fallback.say(FALLBACK_TEXT)
     server.route("/fallback", str(fallback))
@@ -210,12 +231,14 @@ def calls(sipp_path: str, baresip_path: str, tmp_path_factory: pytest.TempPathFa
                 "record": lambda: stream_call(switch, "record", workdir),
                 "fallback-500": lambda: listen_call(switch, "fallback-500"),
             }
-            with ThreadPoolExecutor(len(jobs) + 1) as pool:
+            with ThreadPoolExecutor(len(jobs) + 2) as pool:
                 phone = pool.submit(baresip_call, switch, workdir)
+                recorder = pool.submit(baresip_record_call, switch, workdir, sent)
                 futures = {name: pool.submit(job) for name, job in jobs.items()}
                 done = {name: future.result() for name, future in futures.items()}
                 softphone = phone.result()
-            yield Calls(switch, server, done, softphone, sent)
+                recorded = recorder.result()
+            yield Calls(switch, server, done, softphone, recorded, sent)
         finally:
             switch.stop()
 
@@ -345,6 +368,17 @@ def test_recording_through_the_twilio_client(calls: Calls, tmp_path: Path) -> No
         wrong.api.v2010.accounts(ACCOUNT_SID).recordings(sid).fetch()
 
 
+def test_baresip_speaks_into_a_record(calls: Calls, tmp_path: Path) -> None:
+    assert not calls.baresip_record, calls.baresip_record
+    params = only(calls.server, "/record/baresip").params
+    assert RE_SID.match(params["RecordingSid"]), params
+    assert params["RecordingSid"] != only(calls.server, "/record/done").params["RecordingSid"]
+    seconds = active(calls.sent_recording).size / 8000
+    assert abs(int(params["RecordingDuration"]) - seconds) <= 1.0, (params["RecordingDuration"], seconds)
+    _, _, wav = fetch(params["RecordingUrl"])
+    check_recording(wav, calls.sent_recording, tmp_path, "baresip.wav")
+
+
 # -- Fallback -----------------------------------------------------------------------------------------------
 def test_fallback_url_answers_when_the_application_fails(calls: Calls) -> None:
     call = calls.sipp["fallback-500"]
@@ -409,14 +443,14 @@ def test_metrics_count_the_calls(calls: Calls) -> None:
     assert "# TYPE switch_calls_total counter" in text or "# TYPE switch_calls counter" in text, text[:2000]
     completed = re.search(r'^switch_calls_total\{status="completed"\} (\S+)$', text, re.M)
     assert completed is not None, text[:3000]
-    assert float(completed.group(1)) >= 7, completed.group(0)
+    assert float(completed.group(1)) >= 8, completed.group(0)
     active_calls = re.search(r"^switch_active_calls (\S+)$", text, re.M)
     assert active_calls is not None and float(active_calls.group(1)) == 0, "calls left behind"
 
 
 def test_the_switch_logs_each_call(calls: Calls) -> None:
     sids = {r.params["CallSid"] for r in calls.server.requests(path="/voice")}
-    assert len(sids) == 7, sids
+    assert len(sids) == 8, sids
     assert sids <= set(calls.switch.call_sids())
     assert all(s.startswith("CA") and HEX32.match(s[2:]) for s in sids)
     json.dumps(sorted(sids))
