@@ -45,7 +45,7 @@ from switch.media.channels import CODECS, FRAME, ChannelTable
 from switch.media.dtmf import EventSender
 from switch.media.jitter import JitterStats
 from switch.media.pipeline import Pipeline
-from switch.media.receiver import RtcpReceiver, RtpReceiver
+from switch.media.receiver import UNASSIGNED_SLOT, RtcpReceiver, RtpReceiver
 from switch.media.recorder import Recording, RecordingResult, WavWriter
 from switch.media.rtcp import ReceiveCounters, RtcpError, RtcpSession, RtcpStats
 from switch.media.wideband import OPUS, WIDEBAND
@@ -277,11 +277,9 @@ class MediaEngine:
     async def _create_channel(self) -> int:
         sock, rtcp_sock = self._bind()
         loop = asyncio.get_running_loop()
-        slot = self._table.add()
-        self._pipeline.added(slot)
         channel = next(self._next_id)
         protocol = RtpReceiver(
-            slot,
+            UNASSIGNED_SLOT,  # the slot is taken below, once nothing is awaited any more
             channel,
             self._pipeline.jitter,
             self._pipeline.events,
@@ -301,10 +299,14 @@ class MediaEngine:
                 transport.close()
                 raise
         except BaseException:
-            self._table.remove(slot)
             sock.close()
             rtcp_sock.close()
             raise
+        # From here to the return nothing is awaited: the table and the per-slot lists grow together,
+        # so the media tick never sees one without the other.
+        slot = self._table.add()
+        self._pipeline.added(slot)
+        protocol.slot = slot
         ssrc = int(self._table.packets["ssrc"][slot])
         self._rtcp[channel] = (RtcpSession(ssrc, self._cname), rtcp_transport)
         protocol.peer.last_tick = self.tick_index
@@ -733,7 +735,8 @@ class MediaEngine:
     # -- closing ------------------------------------------------------------------------------------------
     async def close_channel(self, channel: int) -> None:
         async with self._channel_lock:
-            self._close_channel(channel)
+            if channel in self._slots:  # closing twice (a call ending while the engine stops) is no error
+                self._close_channel(channel)
 
     def _close_channel(self, channel: int) -> None:
         slot = self._slot(channel)

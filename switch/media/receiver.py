@@ -20,9 +20,12 @@ if TYPE_CHECKING:
     from switch.media.dtmf import EventReceiver
     from switch.media.jitter import JitterBuffer
 
-__all__ = ["LATCH_PACKETS", "Peer", "RtcpReceiver", "RtpReceiver"]
+__all__ = ["LATCH_PACKETS", "UNASSIGNED_SLOT", "Peer", "RtcpReceiver", "RtpReceiver"]
 
 log = logging.getLogger(__name__)
+
+UNASSIGNED_SLOT = -1
+"""The slot of a receiver whose channel is still being created: its packets are dropped."""
 
 LATCH_PACKETS = 5
 _HEADER = struct.Struct("!BBHII")
@@ -102,6 +105,8 @@ class RtpReceiver(asyncio.DatagramProtocol):
         """Called with (channel, datagram) for RTCP arriving on the RTP port (rtcp-mux, RFC 5761)."""
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
+        if self.slot < 0:  # the channel is still being created: nobody has been told this port yet
+            return
         peer = self.peer
         size = len(data)
         if size < 12 or data[0] >> 6 != 2:
