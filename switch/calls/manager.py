@@ -320,7 +320,16 @@ class CallManager:
             user = result.user
         called = request.uri.user if isinstance(request.uri, SipURI) else ""
         route = self.dialplan.route_for(called or "", authenticated=user is not None)
-        self._spawn(self._start_inbound(event, offer, route, user))
+        self._spawn(self._answer_every_invite(event, self._start_inbound(event, offer, route, user)))
+
+    async def _answer_every_invite(self, event: RequestReceived, start: Awaitable[None]) -> None:
+        """Whatever goes wrong while a call starts, its INVITE gets a final response: an unanswered
+        INVITE server transaction has no timer (RFC 3261) and would hold its request for ever."""
+        try:
+            await start
+        except Exception:
+            log.exception("call set-up failed for SipCallId=%s", event.request.call_id)
+            self.respond(event, make_response(event.request, 500))
 
     async def _start_inbound(
         self, event: RequestReceived, offer: SessionDescription, route: Route | None, user: str | None

@@ -153,7 +153,6 @@ class MediaEngine:
         self._dtmf_out: dict[int, tuple[EventSender, asyncio.Future[None]]] = {}
         self._recording_futures: dict[int, asyncio.Future[RecordingResult]] = {}
         self._inband_choice: dict[int, bool] = {}
-        self._channel_lock = asyncio.Lock()
         self._record_keys = itertools.count(1)
         self._next_id = itertools.count(1)
         self._clock: asyncio.Task[None] | None = None
@@ -269,12 +268,6 @@ class MediaEngine:
     # -- channels -----------------------------------------------------------------------------------------
     async def create_channel(self) -> int:
         """Open a channel on an even free port of the range; it sends nothing until configured."""
-        # The table takes the slot before the endpoints are awaited and the per-slot lists grow after:
-        # creates and closes must not interleave, or the lists and the table disagree about slots.
-        async with self._channel_lock:
-            return await self._create_channel()
-
-    async def _create_channel(self) -> int:
         sock, rtcp_sock = self._bind()
         loop = asyncio.get_running_loop()
         channel = next(self._next_id)
@@ -734,11 +727,8 @@ class MediaEngine:
 
     # -- closing ------------------------------------------------------------------------------------------
     async def close_channel(self, channel: int) -> None:
-        async with self._channel_lock:
-            if channel in self._slots:  # closing twice (a call ending while the engine stops) is no error
-                self._close_channel(channel)
-
-    def _close_channel(self, channel: int) -> None:
+        if channel not in self._slots:  # closing twice (a call ending while the engine stops) is no error
+            return
         slot = self._slot(channel)
         self._finish_playback(channel)
         recording = self._pipeline.recordings.get(channel)
