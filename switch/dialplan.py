@@ -61,6 +61,8 @@ class Route:
     twiml: str
     public: bool = False
     status_callback: str | None = None
+    fallback: str | None = None
+    """TwiML requested (with ErrorCode and ErrorUrl) when the route's application fails."""
 
     def matches(self, user: str) -> bool:
         return self.pattern.search(user) is not None
@@ -170,7 +172,7 @@ def parse_dialplan(document: Mapping[str, Any], base_dir: Path | None = None) ->
         where = f"routes[{index}]"
         if not isinstance(table, Mapping):
             raise DialplanError(f"{where} must be a table")
-        unknown = set(table) - {"match", "twiml", "public", "status_callback"}
+        unknown = set(table) - {"match", "twiml", "public", "status_callback", "fallback"}
         if unknown:
             raise DialplanError(f"{where}: unknown keys {sorted(unknown)}")
         public = table.get("public", False)
@@ -182,6 +184,7 @@ def parse_dialplan(document: Mapping[str, Any], base_dir: Path | None = None) ->
                 twiml=_twiml(_text(table, "twiml", where, required=True) or "", base_dir),
                 public=public,
                 status_callback=_text(table, "status_callback", where),
+                fallback=_text(table, "fallback", where),
             )
         )
     trunks: dict[str, Trunk] = {}

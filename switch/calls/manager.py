@@ -358,6 +358,8 @@ class CallManager:
             return
         call = InboundCall(self, event, channel, answer)
         call.user = user
+        if route is not None and route.fallback:
+            call.fallback_url = route.fallback
         if route is not None and route.status_callback:
             call.status_callback = route.status_callback
             call.status_callback_events = ("initiated", "ringing", "answered", "completed")

@@ -37,6 +37,7 @@ def test_routes_public_and_private(tmp_path: Path) -> None:
                     "twiml": "http://127.0.0.1:9/public",
                     "public": True,
                     "status_callback": "http://x/s",
+                    "fallback": "http://x/fallback",
                 },
             ]
         },
@@ -47,6 +48,7 @@ def test_routes_public_and_private(tmp_path: Path) -> None:
     public = plan.route_for("1234", authenticated=False)
     assert public is not None and public.twiml == "http://127.0.0.1:9/public"
     assert public.status_callback == "http://x/s"
+    assert public.fallback == "http://x/fallback" and private.fallback is None
     assert plan.route_for("999", authenticated=True) is None
 
 
