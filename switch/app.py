@@ -257,6 +257,7 @@ class Switch:
             host=settings.host,
             port=settings.http_port,
             metrics=lambda: (metrics.exposition(), METRICS_CONTENT_TYPE),
+            public_recordings=not settings.recordings_auth,
         )
         await api.start()
         await transport.start(settings.host, settings.sip_port)

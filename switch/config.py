@@ -38,6 +38,7 @@ class Settings:
     account_sid: str | None = None
     auth_token: str | None = None
     force_rport: bool = False
+    recordings_auth: bool = False
     egress_allow: tuple[IPNetwork, ...] = ()
     t1: float = 0.5
     t2: float = 4.0
@@ -76,6 +77,9 @@ class Settings:
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "extra"}
 
+_FLAGS = frozenset({"force_rport", "recordings_auth"})
+"""Settings that are switches: a flag without a value on the command line."""
+
 _HELP = {
     "host": "address to listen on for SIP, HTTP and RTP (default 127.0.0.1)",
     "sip_port": "SIP port, UDP and TCP (default 5060)",
@@ -87,6 +91,7 @@ _HELP = {
     "account_sid": "AccountSid reported in webhooks (default: generated)",
     "auth_token": "REST API auth token (default: generated, kept in the data directory)",
     "force_rport": "answer every request at its source address, whatever its Via says",
+    "recordings_auth": "recording media needs the API's Basic auth (default: public, as on Twilio)",
     "egress_allow": "CIDR[,CIDR]: the only networks the switch may send to (default: anywhere)",
     "t1": "SIP timer T1 in seconds (RFC 3261, default 0.5)",
     "t2": "SIP timer T2 in seconds (default 4)",
@@ -153,7 +158,7 @@ def _convert(name: str, raw: object) -> object:
             if seconds <= 0:
                 raise ValueError("must be positive")
             return seconds
-        if name == "force_rport":
+        if name in _FLAGS:
             if isinstance(raw, bool):
                 return raw
             text = str(raw).strip().lower()
@@ -210,7 +215,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="a TOML file holding any of these settings")
     for name in _FIELDS:
         flag = "--" + name.replace("_", "-")
-        if name == "force_rport":
+        if name in _FLAGS:
             parser.add_argument(flag, action="store_const", const=True, default=None, help=_HELP[name])
         else:
             parser.add_argument(flag, default=None, help=_HELP[name])

@@ -28,6 +28,8 @@ class ApiContext:
     clock: Callable[[], float] = time.time
     hangup_wait: float = 5.0
     """How long an update with Status=completed|canceled waits for the call to end before answering."""
+    public_recordings: bool = True
+    """Recording media without credentials, as on Twilio (``--recordings-auth`` turns it off)."""
 
 
 CONTEXT = web.AppKey("context", ApiContext)

@@ -56,7 +56,9 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.path.startswith("/2010-04-01/") and not (
-        request.method in ("GET", "HEAD") and _PUBLIC_MEDIA.match(request.path)
+        request.method in ("GET", "HEAD")
+        and request.app[CONTEXT].public_recordings
+        and _PUBLIC_MEDIA.match(request.path)
     ):
         context = request.app[CONTEXT]
         if not credentials_match(
@@ -105,10 +107,13 @@ class ApiServer:
         host: str,
         port: int,
         metrics: MetricsSource | None = None,
+        public_recordings: bool = True,
     ) -> None:
         self.metrics = metrics
         records = CallRecords(store)
-        self.context = ApiContext(account_sid, auth_token, service, store, records, data_dir)
+        self.context = ApiContext(
+            account_sid, auth_token, service, store, records, data_dir, public_recordings=public_recordings
+        )
         self.host = host
         self.port = port
         self._runner: web.AppRunner | None = None

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
+import urllib.error
 import urllib.request
 import wave
 from pathlib import Path
@@ -15,7 +17,7 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 
 from switch.api.shapes import Paging, page_json
 from switch.store import ConferenceRecord, QueueMemberRecord, RecordingRecord, new_sid
-from tests.api.conftest import AC, Api
+from tests.api.conftest import AC, TOKEN, Api
 
 UAS = "sip:uas@127.0.0.1:5099"
 APP = "http://127.0.0.1:9/voice"
@@ -297,3 +299,26 @@ def test_page_has_exactly_one_resource_key_and_carries_filters() -> None:
     assert (body["start"], body["end"], body["page"]) == (2, 3, 1)
     assert body["next_page_uri"] == "/x/Calls.json?To=sip%3Aa%40b&PageSize=2&Page=2&PageToken=PT4"
     assert body["previous_page_uri"] == "/x/Calls.json?To=sip%3Aa%40b&PageSize=2&Page=0&PageToken=PT0"
+
+
+async def test_recordings_auth_makes_media_need_credentials(api: Api, tmp_path: Path) -> None:
+    """--recordings-auth: recording media asks for the same Basic auth as the rest of the API."""
+    api.server.context.public_recordings = False
+    wav = tmp_path / "private.wav"
+    _tone_wav(wav)
+    sid = new_sid("RE")
+    now = time.time()
+    await api.store.add_recording(RecordingRecord(sid, AC, None, str(wav), 1, now, now, now))
+    media = f"{api.base_url}/2010-04-01/Accounts/{AC}/Recordings/{sid}.wav"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        await api.run(_get, media)
+    assert refused.value.code == 401
+    refused.value.close()
+    request = urllib.request.Request(media)
+    request.add_header("Authorization", "Basic " + base64.b64encode(f"{AC}:{TOKEN}".encode()).decode())
+    assert (await api.run(_get_request, request))[1] == wav.read_bytes()
+
+
+def _get_request(request: urllib.request.Request) -> tuple[str, bytes]:
+    with urllib.request.urlopen(request) as response:
+        return str(response.headers["Content-Type"]), bytes(response.read())
