@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Protocol, Self, runtime_checkable
 from xml.etree.ElementTree import Element
 
-from switch.twiml.session import Action, Outcome, RunContext
+from switch.twiml.session import HANGUP, NEXT, Action, Outcome, RunContext
 from switch.twiml.urls import resolve_url
-from switch.twiml.verbs import Verb, warn
+from switch.twiml.verbs import Verb, attributes_of, bool_attr, choice_attr, int_attr, warn
 
 __all__ = ["Dial", "DialRequest", "DialResult", "DialTarget", "Dialer"]
 
@@ -98,54 +97,6 @@ class Dialer(Protocol):
     """What a call needs to run ``<Dial>`` (the call layer's calls implement it)."""
 
     async def dial(self, request: DialRequest) -> DialResult: ...
-
-
-NEXT = Outcome(Action.NEXT)
-HANGUP = Outcome(Action.HANGUP)
-
-
-# Attribute helpers of our own, so this module needs only what switch.twiml.verbs has always had.
-def attributes_of(element: Element, allowed: frozenset[str]) -> dict[str, str]:
-    for name in element.attrib:
-        if name not in allowed:
-            warn(f"<{element.tag}> has unknown attribute {name!r}")
-    return {k: v for k, v in element.attrib.items() if k in allowed}
-
-
-def int_attr(element: Element, attrs: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
-    raw = attrs.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw.strip())
-    except ValueError:
-        value = minimum - 1
-    if value < minimum:
-        warn(f"<{element.tag} {name}={raw!r}> is not an integer >= {minimum}; using {default}")
-        return default
-    return value
-
-
-def choice_attr(element: Element, attrs: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
-    raw = attrs.get(name)
-    if raw is None:
-        return choices[0]
-    for choice in choices:
-        if raw.strip().lower() == choice.lower():
-            return choice
-    warn(f"<{element.tag} {name}={raw!r}> is not one of {', '.join(choices)}; using {choices[0]}")
-    return choices[0]
-
-
-def bool_attr(element: Element, attrs: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = attrs.get(name)
-    if raw is None:
-        return default
-    text = raw.strip().lower()
-    if text in ("true", "false"):
-        return text == "true"
-    warn(f"<{element.tag} {name}={raw!r}> is not true or false; using {str(default).lower()}")
-    return default
 
 
 def _noun(element: Element, base_url: str) -> DialTarget | None:

@@ -16,11 +16,10 @@ from dataclasses import dataclass
 from typing import ClassVar, Protocol, Self, runtime_checkable
 from xml.etree.ElementTree import Element
 
-from switch.twiml.dial import HANGUP, NEXT, attributes_of, choice_attr, int_attr
 from switch.twiml.errors import INVALID_URL, TwimlError
-from switch.twiml.session import Action, Outcome, RunContext
+from switch.twiml.session import HANGUP, NEXT, Action, Outcome, RunContext
 from switch.twiml.urls import is_local, resolve_url
-from switch.twiml.verbs import Verb, warn
+from switch.twiml.verbs import Verb, attributes_of, choice_attr, int_attr, warn
 
 __all__ = ["DEFAULT_WAIT_URL", "Enqueue", "Leave", "QueueTicket", "Queuer"]
 
