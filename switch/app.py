@@ -22,8 +22,10 @@ from switch.calls.dtmf import INFO_CONTENT_TYPES
 from switch.calls.manager import CallManager
 from switch.config import Settings
 from switch.dialplan import Dialplan, load_dialplan
+from switch.media.control import MediaControl
 from switch.media.engine import MediaEngine
 from switch.media.tts import TextToSpeech
+from switch.media.workers import WorkerMediaEngine
 from switch.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from switch.metrics import Metrics
 from switch.overload import LagMonitor, LagTracker
@@ -157,6 +159,25 @@ class StatusCallbackRouter:
         sender.listener(call, status)
 
 
+def media_engine_for(settings: Settings) -> MediaControl:
+    """In process with ``--media-workers 0`` (the default); otherwise that many worker processes
+    (-1: one per core but one, at least one)."""
+    if settings.media_workers == 0:
+        return MediaEngine(
+            settings.host,
+            settings.rtp_ports,
+            egress_allowed=settings.egress_allowed,
+            rtp_timeout=settings.rtp_timeout,
+        )
+    return WorkerMediaEngine(
+        settings.host,
+        settings.rtp_ports,
+        workers=settings.media_workers if settings.media_workers > 0 else None,
+        egress_allowed=settings.egress_allowed,
+        rtp_timeout=settings.rtp_timeout,
+    )
+
+
 class Switch:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -171,12 +192,7 @@ class Switch:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         account_sid = account_sid_for(settings)
         auth_token = auth_token_for(settings.auth_token, settings.data_dir)
-        media = MediaEngine(
-            settings.host,
-            settings.rtp_ports,
-            egress_allowed=settings.egress_allowed,
-            rtp_timeout=settings.rtp_timeout,
-        )
+        media = media_engine_for(settings)
         await media.start()
         tts = TextToSpeech()
         store = SQLiteStore(settings.data_dir / "switch.db")

@@ -48,6 +48,7 @@ class Settings:
     webhook_timeout: float = 15.0
     drain_timeout: float = 30.0
     max_calls: int = 0
+    media_workers: int = 0
     max_loop_lag: float = 0.0
     log_level: str = "INFO"
     trusted_sources: tuple[IPNetwork, ...] = ()
@@ -101,6 +102,8 @@ _HELP = {
     "webhook_timeout": "webhook whole-response timeout in seconds (default 15, as Twilio)",
     "drain_timeout": "on SIGTERM, how long calls in progress may go on (default 30)",
     "max_calls": "answer new INVITEs with 503 above this many calls (0 = no limit)",
+    "media_workers": "media engine processes: 0 in the switch process (default), N workers, -1 one per core "
+    "but one",
     "max_loop_lag": "answer new INVITEs with 503 while the event loop lags more than this many seconds "
     "(0 = off)",
     "log_level": "DEBUG, INFO, WARNING or ERROR (default INFO)",
@@ -132,6 +135,11 @@ def _convert(name: str, raw: object) -> object:
             if rate < 0:
                 raise ValueError("must not be negative")
             return rate
+        if name == "media_workers":
+            workers = int(str(raw))
+            if workers < -1:
+                raise ValueError("must be -1, 0 or a number of processes")
+            return workers
         if name in ("sip_port", "http_port", "max_calls"):
             value = int(str(raw))
             if name != "max_calls" and not 0 <= value <= 65535:

@@ -22,7 +22,8 @@ from switch.calls.dtmf import digits_from_info
 from switch.calls.queues import QueueManager
 from switch.calls.registrar import Authenticator, Registrar
 from switch.dialplan import Dialplan, Route
-from switch.media.engine import MediaEngine, MediaError
+from switch.media.control import MediaControl
+from switch.media.engine import MediaError
 from switch.media.tts import TextToSpeech
 from switch.sip.auth import AuthError, NonceManager, build_authorization, parse_digest_challenge
 from switch.sip.errors import SipParseError
@@ -77,7 +78,7 @@ class CallManager:
     def __init__(
         self,
         sip: SipActions,
-        media: MediaEngine,
+        media: MediaControl,
         tts: TextToSpeech,
         run_call: CallRunner,
         *,

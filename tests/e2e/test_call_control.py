@@ -12,7 +12,14 @@ import numpy as np
 import pytest
 
 from tests.e2e.conftest import start_switch
-from tests.e2e.test_first_call import say, why
+from tests.e2e.test_first_call import (
+    SAY_TEXT,
+    assert_paced_g711,
+    assert_says,
+    call_and_listen,
+    say,
+    why,
+)
 from tests.helpers.audio import compare, read_wav, write_wav
 from tests.helpers.baresip import Baresip
 from tests.helpers.ports import free_tcp_port
@@ -204,3 +211,21 @@ def test_the_switch_sends_the_packet_time_the_caller_asks_for(
     assert set(stream.timestamp_steps().tolist()) == {240}
     mean = float(stream.arrival_steps_ms().mean())
     assert 27.0 <= mean <= 33.0, f"mean packet spacing {mean:.2f} ms"
+
+
+def test_a_switch_with_media_workers_carries_the_call(twiml_server: TwimlServer) -> None:
+    """`--media-workers 1`: the media engine runs in a worker process behind the same interface."""
+    twiml_server.on_user("workers", say(SAY_TEXT))
+    process = start_switch(twiml_server.url("/voice"), extra_args=["--media-workers", "1"])
+    try:
+        assert process._process is not None
+        children = (
+            Path(f"/proc/{process._process.pid}/task/{process._process.pid}/children").read_text().split()
+        )
+        assert children, "no media worker process was started"
+        result, stream = call_and_listen(process, "workers", "udp")
+        assert result.ok, why(result, process)
+        assert_paced_g711(stream, min_seconds=2.0)
+        assert_says(stream.pcm(), SAY_TEXT)
+    finally:
+        process.stop()
