@@ -96,6 +96,8 @@ def _parse_xml(data: bytes) -> Element:
         parser.Parse(data, True)
     except xml.parsers.expat.ExpatError as exc:
         raise TwimlError(PARSE_FAILURE, f"malformed XML: {exc}") from exc
+    except (LookupError, ValueError) as exc:  # an encoding expat cannot read: unknown, or UTF-7 (fuzzing)
+        raise TwimlError(PARSE_FAILURE, f"unreadable XML encoding: {exc}") from exc
     root = builder.close()
     return root
 

@@ -14,16 +14,13 @@ from tests.helpers.switch_process import REPO_ROOT
 
 FUZZ = REPO_ROOT / "fuzz"
 TARGETS = {"sip_message": "sip", "sip_stream": "sip_stream", "sdp": "sdp", "rtp": "rtp", "twiml": "twiml"}
-KNOWN = {
-    "twiml": 'switch/twiml/parser: an XML declaration naming an unknown encoding (encoding="UTF-1") '
-    "raises LookupError from expat instead of TwimlError (see test_regressions.py)",
-}
+KNOWN: dict[str, str] = {}  # target: reason, for a target whose known crasher is not fixed yet (strict xfail)
 
 
 @pytest.mark.parametrize("target", sorted(TARGETS))
 def test_fuzz_target(target: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     if importlib.util.find_spec("atheris") is None:
-        pytest.skip("atheris not installed (pip install atheris)")
+        pytest.fail("atheris is not installed: it is in the test extras (pip install -e '.[test]')")
     if target in KNOWN:
         request.applymarker(pytest.mark.xfail(strict=True, reason=KNOWN[target]))
     corpus = tmp_path / "corpus"
