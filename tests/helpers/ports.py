@@ -69,6 +69,12 @@ def free_sip_port(host: str = HOST, *, span: int = 1) -> int:
     return _pick(span, udp=True, tcp=True, host=host)
 
 
+def free_media_port(host: str = HOST) -> int:
+    """An even UDP port for SIPp's -mp: SIPp binds it and the three after it (audio RTCP, video RTP and
+    RTCP), so all four are reserved."""
+    return _pick(4, udp=True, tcp=False, host=host, align=2)
+
+
 def free_rtp_range(count: int = 100, host: str = HOST) -> tuple[int, int]:
     """An even-aligned range [low, high] of `count` UDP ports, all free."""
     count += count % 2

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.helpers.ports import free_sip_port, free_udp_port, is_free
+from tests.helpers.ports import free_media_port, free_sip_port, free_udp_port, is_free
 from tests.helpers.tools import require_tool
 
 __all__ = ["SCENARIOS", "SippResult", "SippUas", "run_sipp", "sipp_command"]
@@ -153,7 +153,7 @@ def run_sipp(
         service=service,
         local_port=free_sip_port(),
         control_port=free_udp_port(),
-        media_port=free_udp_port(),
+        media_port=free_media_port(),
         workdir=workdir,
         keys=keys,
         timeout=timeout,
@@ -210,7 +210,7 @@ class SippUas:
             "-i", "127.0.0.1",
             "-p", str(self.port),
             "-cp", str(free_udp_port()),
-            "-mp", str(free_udp_port()),
+            "-mp", str(free_media_port()),
             "-m", "1",
             "-nostdin",
             "-timeout", f"{max(1, round(timeout))}s",
