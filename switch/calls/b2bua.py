@@ -229,17 +229,9 @@ async def _bridge(call: Call, leg: OutboundCall, request: DialRequest, send_digi
     call.bridged_with, leg.bridged_with = leg, call
     if send_digits:
         await leg.send_digits(send_digits)
-    waits: set[asyncio.Future[Any]] = {
-        asyncio.ensure_future(leg.ended.wait()),
-        asyncio.ensure_future(call.ended.wait()),
-    }
-    if request.hangup_on_star:
-        waits.add(asyncio.ensure_future(_star(call)))
     try:
-        await asyncio.wait(waits, timeout=request.time_limit, return_when=asyncio.FIRST_COMPLETED)
+        await _while_bridged(call, leg, request)
     finally:
-        for waiter in waits:
-            waiter.cancel()
         if not call.ended.is_set():
             try:
                 media.unbridge(call.channel)
@@ -251,6 +243,21 @@ async def _bridge(call: Call, leg: OutboundCall, request: DialRequest, send_digi
         if not leg.ended.is_set():
             await leg.hangup()
     return DialResult("completed", leg.sid, leg.duration, bridged=True)
+
+
+async def _while_bridged(call: Call, other: Call, request: DialRequest) -> None:
+    """Until either party hangs up, the caller presses * (hangupOnStar) or timeLimit passes."""
+    waits: set[asyncio.Future[Any]] = {
+        asyncio.ensure_future(other.ended.wait()),
+        asyncio.ensure_future(call.ended.wait()),
+    }
+    if request.hangup_on_star:
+        waits.add(asyncio.ensure_future(_star(call)))
+    try:
+        await asyncio.wait(waits, timeout=request.time_limit, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waits:
+            waiter.cancel()
 
 
 async def _dial_queue(call: Call, request: DialRequest, target: DialTarget) -> DialResult:
@@ -275,17 +282,7 @@ async def _dial_queue(call: Call, request: DialRequest, target: DialTarget) -> D
     call.bridged_with, caller.bridged_with = caller, call
     try:
         if result == "bridged":
-            waits: set[asyncio.Future[Any]] = {
-                asyncio.ensure_future(caller.ended.wait()),
-                asyncio.ensure_future(call.ended.wait()),
-            }
-            if request.hangup_on_star:
-                waits.add(asyncio.ensure_future(_star(call)))
-            try:
-                await asyncio.wait(waits, timeout=request.time_limit, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for waiter in waits:
-                    waiter.cancel()
+            await _while_bridged(call, caller, request)
     finally:
         call.bridged_with = caller.bridged_with = None
         for channel_call in (call, caller):
