@@ -372,8 +372,9 @@ class CallManager:
             call.to,
             call.sip_call_id,
         )
-        for listener in self._listeners:
-            listener(call, call.status)
+        call.status = "queued"  # an inbound call is announced as initiated, then ringing, as on Twilio
+        self.set_status(call, "initiated")
+        self.set_status(call, "ringing")
         self.start_application(call, route.twiml if route is not None else self.app_url)
 
     def _on_in_dialog(self, event: RequestReceived) -> None:
