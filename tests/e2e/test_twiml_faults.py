@@ -1,0 +1,300 @@
+"""The TwiML application failing, with real callers: each fault ends with the caller hearing the
+application-error prompt (or the fallback's TwiML), a BYE from the switch, the Twilio error code logged with
+the CallSid and kept with the call's record, and no call left behind.
+
+One switch (a dialplan routes each called user to its application; `--webhook-timeout 1.5`, so "slow" costs
+1.5 s, not 15), a real TwiML server inside the test, a second one that is stopped in the middle of a call,
+and a SIPp caller per fault, all at once. Each caller records the RTP it hears.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import re
+import sqlite3
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+from twilio.rest import Client
+from twilio.twiml.voice_response import Gather, Redirect, VoiceResponse
+
+from switch.twiml.errors import APPLICATION_ERROR
+from tests.e2e.conftest import start_switch
+from tests.helpers.audio import speech_match
+from tests.helpers.ports import free_tcp_port
+from tests.helpers.rtp_sink import RtpSink
+from tests.helpers.sipp import SippResult, run_sipp
+from tests.helpers.switch_process import SwitchProcess
+from tests.helpers.twiml_server import Reply, TwimlServer
+
+pytestmark = pytest.mark.e2e
+
+ACCOUNT_SID = "AC" + "fa" * 16
+AUTH_TOKEN = "faults-token-" + "3c" * 10
+WEBHOOK_TIMEOUT = 1.5
+MAX_REDIRECTS = 20  # InterpreterSettings.max_redirects
+FALLBACK_TEXT = "The fallback application takes this call."
+BILLION_LAUGHS = (
+    '<?xml version="1.0"?>\n<!DOCTYPE lolz [\n <!ENTITY lol "lol">\n'
+    + "".join(
+        f' <!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">\n' for i in range(1, 10)
+    )
+    + "]>\n<Response><Say>&lol9;</Say></Response>"
+)
+HTML = "<!DOCTYPE html><html><body><h1>Welcome to nginx!</h1></body></html>"
+
+# called user -> the Twilio error code its application ends with
+FAULTS: dict[str, int] = {
+    "down": 11205,  # nothing listens on the application's port
+    "slow": 11205,  # answers after the webhook timeout
+    "http-500": 11200,
+    "html": 12300,  # an HTML page (text/html) instead of TwiML
+    "billion-laughs": 12100,
+    "redirect-loop": 11200,  # <Redirect> to itself, past the redirect limit
+    "dies-mid-call": 11205,  # the Gather action goes to a server stopped meanwhile
+    "fallback-500": 11200,  # ... and its FallbackUrl answers
+}
+
+
+@functools.cache
+def tts(text: str) -> NDArray[np.int16]:
+    """The switch's own rendering of `text` at 8 kHz."""
+    from switch.media.tts import TextToSpeech
+
+    return np.array(asyncio.run(TextToSpeech().synthesize(text)), dtype=np.int16)
+
+
+@dataclass(frozen=True, slots=True)
+class Heard:
+    result: SippResult
+    pcm: NDArray[np.int16]
+
+
+@dataclass(frozen=True, slots=True)
+class Faults:
+    switch: SwitchProcess
+    server: TwimlServer
+    mid_server: TwimlServer
+    heard: dict[str, Heard]
+    calls: dict[str, dict[str, str]]
+    """The REST Calls list after every call ended: To user -> {sid, status}."""
+    metrics: str
+    notifications: list[tuple[str, int, str, str]]
+    """The store's notifications: (call_sid, error_code, message, url)."""
+    stopped_mid: str
+    """'' when the mid-call server was stopped after its first request, else what went wrong."""
+
+
+def listen(switch: SwitchProcess, user: str) -> Heard:
+    """Call `user` from SIPp, expect the switch's BYE, and keep what the caller heard."""
+    with RtpSink(answer_with_silence=True) as sink:
+        result = run_sipp(
+            "uac-invite-say-expect-bye.xml",
+            switch.target,
+            "udp",
+            service=user,
+            keys={"rtp_port": sink.port},
+            timeout=40,
+        )
+        sink.wait_quiet(quiet=0.3, timeout=2.0)
+        return Heard(result, sink.stream().pcm())
+
+
+def stop_after_first_request(server: TwimlServer) -> str:
+    """Stop `server` once the call's first document was fetched: its Gather action finds nobody."""
+    if not server.wait_for_requests(1, path="/voice", timeout=30):
+        return "the mid-call application was never asked for its document"
+    server.stop()
+    return ""
+
+
+def dialplan(folder: Path, server: TwimlServer, mid: TwimlServer, dead_port: int) -> Path:
+    path = folder / "faults.toml"
+    path.write_text(
+        "[[routes]]\n"
+        'match = "^down$"\n'
+        f'twiml = "http://127.0.0.1:{dead_port}/voice"\n'
+        "public = true\n\n"
+        "[[routes]]\n"
+        'match = "^dies-mid-call$"\n'
+        f'twiml = "{mid.url("/voice")}"\n'
+        "public = true\n\n"
+        "[[routes]]\n"
+        'match = "^fallback-"\n'
+        f'twiml = "{server.url("/voice")}"\n'
+        f'fallback = "{server.url("/fallback")}"\n'
+        "public = true\n\n"
+        "[[routes]]\n"
+        'match = ".*"\n'
+        f'twiml = "{server.url("/voice")}"\n'
+        "public = true\n"
+    )
+    return path
+
+
+def serve(server: TwimlServer, mid: TwimlServer) -> None:
+    server.dispatch_by_to("/voice")
+    never = "<Response><Say>This application should never be heard.</Say></Response>"
+    server.on_user("slow", Reply(never, delay=WEBHOOK_TIMEOUT + 2.5))
+    server.on_user("http-500", Reply(never, status=500))
+    server.on_user("html", Reply(HTML, content_type="text/html"))
+    server.on_user("billion-laughs", Reply(BILLION_LAUGHS))
+    loop = VoiceResponse()
+    loop.append(Redirect("/loop"))
+    server.on_user("redirect-loop", str(loop))
+    server.route("/loop", str(loop))
+    server.on_user("fallback-500", Reply(never, status=500))
+    fallback = VoiceResponse()
+    fallback.say(FALLBACK_TEXT)
+    server.route("/fallback", str(fallback))
+    mid.dispatch_by_to("/voice")
+    first = VoiceResponse()
+    gather = Gather(action="/after", timeout=2, action_on_empty_result=True)
+    gather.say("Enter digits.")
+    first.append(gather)
+    mid.on_user("dies-mid-call", str(first))
+    mid.route("/after", never)
+
+
+def rest_calls(switch: SwitchProcess) -> dict[str, dict[str, str]]:
+    client = Client(ACCOUNT_SID, AUTH_TOKEN)
+    client.api.base_url = f"http://127.0.0.1:{switch.http_port}"
+    found: dict[str, dict[str, str]] = {}
+    for call in client.api.v2010.accounts(ACCOUNT_SID).calls.list():
+        user = re.sub(r"^sips?:([^@;]*).*$", r"\1", str(call.to))
+        found[user] = {"sid": str(call.sid), "status": str(call.status)}
+    return found
+
+
+def notifications(database: Path) -> list[tuple[str, int, str, str]]:
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
+        rows = db.execute("SELECT call_sid, error_code, message, url FROM notifications ORDER BY seq")
+        return [(str(sid), int(code), str(message), str(url)) for sid, code, message, url in rows]
+
+
+@pytest.fixture(scope="module")
+def faults(sipp_path: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faults]:
+    folder = tmp_path_factory.mktemp("twiml-faults")
+    tts(APPLICATION_ERROR), tts(FALLBACK_TEXT)  # rendered before the calls, off their clock
+    with TwimlServer() as server:
+        mid = TwimlServer().start()
+        try:
+            serve(server, mid)
+            plan = dialplan(folder, server, mid, free_tcp_port())
+            switch = start_switch(
+                None,
+                extra_args=[
+                    "--dialplan", str(plan),
+                    "--account-sid", ACCOUNT_SID,
+                    "--auth-token", AUTH_TOKEN,
+                    "--webhook-timeout", str(WEBHOOK_TIMEOUT),
+                    "--webhook-connect-timeout", str(WEBHOOK_TIMEOUT),
+                ],
+            )  # fmt: skip
+            try:
+                with ThreadPoolExecutor(len(FAULTS) + 1) as pool:
+                    stopper = pool.submit(stop_after_first_request, mid)
+                    futures = {user: pool.submit(listen, switch, user) for user in FAULTS}
+                    heard = {user: future.result() for user, future in futures.items()}
+                    stopped = stopper.result()
+                calls = rest_calls(switch)
+                with urllib.request.urlopen(f"http://127.0.0.1:{switch.http_port}/metrics", timeout=10) as r:
+                    metrics = r.read().decode()
+            finally:
+                switch.stop()  # the store is flushed and closed: its notifications are all on disk
+            kept = notifications(switch.data_dir / "switch.db")
+            yield Faults(switch, server, mid, heard, calls, metrics, kept, stopped)
+        finally:
+            mid.stop()
+
+
+def why(faults: Faults, user: str) -> str:
+    return f"{user}: {faults.heard[user].result.describe()}\n--- switch log ---\n{faults.switch.log[-5000:]}"
+
+
+def assert_heard(faults: Faults, user: str, text: str) -> None:
+    reference = tts(text)
+    match = speech_match(reference, faults.heard[user].pcm)
+    assert match.envelope > 0.9 and match.spectral > 0.9, (user, match)
+    assert match.overlap >= 0.9 * reference.size, (user, match)
+
+
+@pytest.mark.parametrize("user", sorted(FAULTS))
+def test_the_switch_hangs_up_with_bye(faults: Faults, user: str) -> None:
+    assert faults.heard[user].result.ok, why(faults, user)
+
+
+@pytest.mark.parametrize("user", sorted(set(FAULTS) - {"fallback-500"}))
+def test_the_caller_hears_the_application_error_prompt(faults: Faults, user: str) -> None:
+    assert not faults.stopped_mid, faults.stopped_mid
+    assert_heard(faults, user, APPLICATION_ERROR)
+
+
+def test_the_fallback_answers_with_error_code_and_url(faults: Faults) -> None:
+    assert_heard(faults, "fallback-500", FALLBACK_TEXT)
+    requests = faults.server.requests(path="/fallback")
+    assert [r.to_user for r in requests] == ["fallback-500"], requests
+    params = requests[0].params
+    assert params["ErrorCode"] == "11200" and params["ErrorUrl"] == faults.server.url("/voice"), params
+    assert params["CallSid"] == faults.calls["fallback-500"]["sid"], params
+    # the application-error prompt is not what this caller heard
+    prompt = speech_match(tts(APPLICATION_ERROR), faults.heard["fallback-500"].pcm)
+    assert prompt.spectral < 0.9 or prompt.overlap < 0.5 * tts(APPLICATION_ERROR).size, prompt
+
+
+@pytest.mark.parametrize(("user", "code"), sorted(FAULTS.items()))
+def test_the_error_code_is_logged_with_the_call_sid_and_kept(faults: Faults, user: str, code: int) -> None:
+    sid = faults.calls[user]["sid"]
+    logged = faults.switch.log_lines(f"TwiML error {code} (call {sid})")
+    assert logged, f"{user}: no 'TwiML error {code}' logged for {sid}\n{faults.switch.log[-5000:]}"
+    kept = [(c, url) for call_sid, c, _, url in faults.notifications if call_sid == sid]
+    assert kept and kept[0][0] == code, (user, kept)
+    # every call's errors are its own: no other call's SID in the record
+    assert all(c in FAULTS.values() for c, _ in kept), kept
+
+
+def test_each_error_names_the_url_that_failed(faults: Faults) -> None:
+    by_sid = {faults.calls[user]["sid"]: user for user in FAULTS}
+    first: dict[str, str] = {}
+    for call_sid, _, _, url in faults.notifications:
+        first.setdefault(by_sid.get(call_sid, call_sid), url)
+    assert first["down"].startswith("http://127.0.0.1:") and first["down"].endswith("/voice"), first
+    assert first["dies-mid-call"] == faults.mid_server.url("/after"), first
+    assert first["redirect-loop"] == faults.server.url("/loop"), first
+    for user in ("slow", "http-500", "html", "billion-laughs", "fallback-500"):
+        assert first[user] == faults.server.url("/voice"), (user, first)
+
+
+def test_the_slow_application_is_given_up_at_the_webhook_timeout(faults: Faults) -> None:
+    sid = faults.calls["slow"]["sid"]
+    kept = [message for call_sid, _, message, _ in faults.notifications if call_sid == sid]
+    assert any("Timeout" in m or "timeout" in m for m in kept), kept
+    assert len(faults.server.requests(path="/voice", user="slow")) == 1
+
+
+def test_the_redirect_loop_ends_at_the_limit(faults: Faults) -> None:
+    loops = faults.server.requests(path="/loop", user="redirect-loop")
+    assert len(loops) == MAX_REDIRECTS, len(loops)
+    sid = faults.calls["redirect-loop"]["sid"]
+    kept = [message for call_sid, _, message, _ in faults.notifications if call_sid == sid]
+    assert any(f"more than {MAX_REDIRECTS} redirects" in m for m in kept), kept
+
+
+def test_the_mid_call_application_got_its_first_request_only(faults: Faults) -> None:
+    assert [r.path for r in faults.mid_server.requests()] == ["/voice"]
+    assert faults.mid_server.requests()[0].params["CallSid"] == faults.calls["dies-mid-call"]["sid"]
+
+
+def test_no_call_is_left_behind(faults: Faults) -> None:
+    assert set(faults.calls) == set(FAULTS), faults.calls
+    statuses = {user: call["status"] for user, call in faults.calls.items()}
+    assert set(statuses.values()) == {"completed"}, statuses
+    active = re.search(r"^switch_active_calls (\S+)$", faults.metrics, re.M)
+    assert active is not None and float(active.group(1)) == 0, "calls left behind"
