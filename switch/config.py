@@ -59,6 +59,13 @@ class Settings:
     tcp_idle_timeout: float = 300.0
     tcp_frame_timeout: float = 10.0
     max_message_size: int = 65535
+    auth_fail_limit: int = 5
+    auth_fail_window: float = 60.0
+    auth_block_seconds: float = 300.0
+    max_transactions: int = 50000
+    max_transactions_per_source: int = 0
+    max_dialogs: int = 10000
+    max_dialogs_per_source: int = 0
     status_callback: str | None = None
     status_callback_event: tuple[str, ...] = ("completed",)
     fallback_url: str | None = None
@@ -119,13 +126,29 @@ _HELP = {
     "fallback_url": "TwiML requested (with ErrorCode, ErrorUrl) when the voice application fails",
     "public_base_url": "the switch's HTTP address in RecordingUrl (default http://HOST:HTTP_PORT)",
     "max_message_size": "largest SIP message accepted, in octets (default 65535; larger: 413 or TCP close)",
+    "auth_fail_limit": "block a source after this many failed digest authentications (default 5, 0 = never)",
+    "auth_fail_window": "seconds within which --auth-fail-limit failures block a source (default 60)",
+    "auth_block_seconds": "how long a source that failed authentication too often is ignored (default 300)",
+    "max_transactions": "answer new requests with 503 above this many SIP transactions (default 50000, "
+    "0 = no limit)",
+    "max_transactions_per_source": "the same per source address (default 0 = no limit; --sip-rate bounds it)",
+    "max_dialogs": "answer new INVITEs with 503 above this many SIP dialogs (default 10000, 0 = no limit)",
+    "max_dialogs_per_source": "the same per source address (default 0 = no limit)",
 }
 
 
 def _convert(name: str, raw: object) -> object:
     """Turn a value from TOML, the environment or a flag into the field's type."""
     try:
-        if name in ("tcp_max_per_source", "max_message_size"):
+        if name in (
+            "tcp_max_per_source",
+            "max_message_size",
+            "auth_fail_limit",
+            "max_transactions",
+            "max_transactions_per_source",
+            "max_dialogs",
+            "max_dialogs_per_source",
+        ):
             value = int(str(raw))
             if value < 0 or name == "max_message_size" and value < 1024:
                 raise ValueError("too small")
@@ -159,6 +182,8 @@ def _convert(name: str, raw: object) -> object:
             "webhook_timeout",
             "drain_timeout",
             "block_seconds",
+            "auth_fail_window",
+            "auth_block_seconds",
             "tcp_idle_timeout",
             "tcp_frame_timeout",
         ):
