@@ -10,9 +10,11 @@ others are cancelled. A caller who hangs up while the legs ring makes the switch
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import importlib.resources
 import logging
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -304,7 +306,7 @@ def _flag(target: DialTarget, name: str, default: bool) -> bool:
 
 
 async def _dial_conference(call: Call, request: DialRequest, target: DialTarget) -> DialResult:
-    """``<Dial><Conference>``: join the room's mix until the caller leaves or the conference ends."""
+    """``<Dial><Conference>``: join the room's mix until the caller leaves, is removed or the room ends."""
     manager = call.manager
     member = Member(
         call,
@@ -324,33 +326,23 @@ async def _dial_conference(call: Call, request: DialRequest, target: DialTarget)
         await call.answer()
     log.info("conference join CallSid=%s ConferenceSid=%s room=%s", call.sid, room.sid, room.name)
     started = time.time()
-    music: asyncio.Future[None] | None = None
+    seat = _Seat(call, member, room.sid)
+    member.on_change = seat.apply
     try:
         if not room.started.is_set():
-            music = asyncio.ensure_future(_hold_music(call))
-            waiting: set[asyncio.Future[Any]] = {
-                asyncio.ensure_future(room.started.wait()),
-                asyncio.ensure_future(room.ended.wait()),
-            }
-            try:
-                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for waiter in waiting:
-                    waiter.cancel()
-                music.cancel()
-        if not room.ended.is_set():
-            manager.media.join_room(call.channel, room.sid, muted=member.muted)
-            waits: set[asyncio.Future[Any]] = {asyncio.ensure_future(room.ended.wait())}
+            seat.music(True)
+            await _first(room.started.wait(), member.removed.wait())
+        seat.in_room = not member.removed.is_set()
+        seat.apply(member)
+        if seat.in_room:
+            waits: list[Awaitable[Any]] = [member.removed.wait()]
             if request.hangup_on_star:
-                waits.add(asyncio.ensure_future(_star(call)))
-            try:
-                await asyncio.wait(waits, timeout=request.time_limit, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for waiter in waits:
-                    waiter.cancel()
+                waits.append(_star(call))
+            await _first(*waits, timeout=request.time_limit)
     finally:
-        if music is not None:
-            music.cancel()
+        member.on_change = None
+        seat.in_room = False
+        seat.music(False)
         if not call.ended.is_set():
             try:
                 manager.media.leave_room(call.channel)
@@ -359,6 +351,62 @@ async def _dial_conference(call: Call, request: DialRequest, target: DialTarget)
         manager.conferences.leave(room, call)
         log.info("conference leave CallSid=%s ConferenceSid=%s", call.sid, room.sid)
     return DialResult("completed", None, int(time.time() - started), bridged=True)
+
+
+class _Seat:
+    """A member's media: in the room's mix (muted or not), or out of it hearing music (waiting, on hold)."""
+
+    def __init__(self, call: Call, member: Member, room_sid: str) -> None:
+        self.call = call
+        self.member = member
+        self.room_sid = room_sid
+        self.in_room = False
+        self.mixed = False
+        self._music: asyncio.Future[None] | None = None
+        self._music_url: str | None = None
+        self._context = contextvars.copy_context()
+        """The Dial's context (its webhook client): a hold asked by the REST API plays holdUrl with it."""
+
+    def apply(self, member: Member) -> None:
+        media = self.call.manager.media
+        if self.call.ended.is_set():
+            return
+        try:
+            if not self.in_room:
+                return
+            if member.hold:
+                if self.mixed:
+                    media.leave_room(self.call.channel)
+                    self.mixed = False
+                self.music(True, member.hold_url)
+                return
+            self.music(False)
+            if not self.mixed:
+                media.join_room(self.call.channel, self.room_sid, muted=member.muted)
+                self.mixed = True
+            else:
+                media.set_muted(self.call.channel, member.muted)
+        except MediaError as exc:
+            log.warning("conference media CallSid=%s: %s", self.call.sid, exc)
+
+    def music(self, on: bool, url: str | None = None) -> None:
+        if self._music is not None and (not on or url != self._music_url):
+            self._music.cancel()
+            self._music = None
+        if on and self._music is None and not self.call.ended.is_set():
+            self._music_url = url
+            loop = asyncio.get_running_loop()
+            self._music = loop.create_task(_hold_music(self.call, url), context=self._context)
+
+
+async def _first(*waits: Awaitable[Any], timeout: float | None = None) -> None:
+    """Wait until the first of ``waits`` is done (or ``timeout``); cancel the others."""
+    futures = {asyncio.ensure_future(w) for w in waits}
+    try:
+        await asyncio.wait(futures, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for future in futures:
+            future.cancel()
 
 
 _HOLD_TASKS: dict[str, asyncio.Future[None]] = {}
@@ -381,8 +429,13 @@ def hold_music(peer: Call, on: bool) -> None:
         )
 
 
-async def _hold_music(call: Call) -> None:
-    """The shipped hold music, looped, while a conference waits for its moderator."""
+async def _hold_music(call: Call, url: str | None = None) -> None:
+    """Hold music, looped: what ``url``'s TwiML plays (Play/Say), else the shipped music."""
+    if url:
+        from switch.calls.whisper import play_twiml_loop
+
+        if await play_twiml_loop(call, url):
+            return
     source = importlib.resources.files("switch") / "dialplans" / "music" / "hold.wav"
     data = await asyncio.to_thread(source.read_bytes)
     await call.play(await call.decode(data), 0)

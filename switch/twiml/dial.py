@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import ClassVar, Protocol, Self, runtime_checkable
 from xml.etree.ElementTree import Element
@@ -17,9 +18,13 @@ from switch.twiml.session import HANGUP, NEXT, Action, Outcome, RunContext
 from switch.twiml.urls import resolve_url
 from switch.twiml.verbs import Verb, attributes_of, bool_attr, choice_attr, int_attr, warn
 
-__all__ = ["Dial", "DialRequest", "DialResult", "DialTarget", "Dialer"]
+__all__ = ["DIAL_CONTEXT", "Dial", "DialRequest", "DialResult", "DialTarget", "Dialer"]
 
 log = logging.getLogger("switch.twiml")
+
+DIAL_CONTEXT: ContextVar[RunContext | None] = ContextVar("DIAL_CONTEXT", default=None)
+"""The running ``<Dial>``'s context (webhook client, settings): the call layer requests the nouns' url,
+waitUrl and statusCallback with it."""
 
 NOUNS = ("Number", "Sip", "Client", "Queue", "Conference")
 RECORD_MODES = (
@@ -196,6 +201,7 @@ class Dial(Verb):
             return NEXT
         if not self.request.answer_on_bridge:
             await call.answer()
+        DIAL_CONTEXT.set(ctx)  # copied into the dial task's context
         task = asyncio.ensure_future(call.dial(self.request))
         try:
             result = await asyncio.shield(task)
