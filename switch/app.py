@@ -255,7 +255,6 @@ class Switch:
             dialplan=dialplan_for(settings),
         )
         self.manager = manager
-        manager.add_listener(StatusCallbackRouter(client, settings).listener)
         metrics = Metrics()
         metrics.watch_calls(manager)
         lag = LagMonitor(
@@ -275,6 +274,8 @@ class Switch:
             metrics=lambda: (metrics.exposition(), METRICS_CONTENT_TYPE),
             public_recordings=not settings.recordings_auth,
         )
+        # Status callbacks hear of a call's end once its record is committed (issue 7).
+        manager.add_listener(api.records.after_commit(StatusCallbackRouter(client, settings).listener))
         await api.start()
         await transport.start(settings.host, settings.sip_port)
         loop = asyncio.get_running_loop()

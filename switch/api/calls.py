@@ -11,6 +11,7 @@ import calendar
 import contextlib
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -158,19 +159,67 @@ async def create_call(request: web.Request) -> web.Response:
     return json_response(call_json(record_of(call, "queued", now=context.clock())), status=201)
 
 
+def _live_matches(record: CallRecord, where: CallFilter) -> bool:
+    return (
+        (where.to is None or record.to == where.to)
+        and (where.from_ is None or record.from_ == where.from_)
+        and (where.status is None or record.status == where.status)
+        and (where.parent_call_sid is None or record.parent_call_sid == where.parent_call_sid)
+        and (where.started_on_or_after is None or record.start_time >= where.started_on_or_after)
+        and (where.started_before is None or record.start_time < where.started_before)
+    )
+
+
+def _newest_first(record: CallRecord) -> float:
+    return -record.date_created
+
+
+async def calls_page(
+    context: ApiContext, account_sid: str, where: CallFilter, offset: int, limit: int
+) -> list[CallRecord]:
+    """Records ``offset`` to ``offset + limit`` of the calls matching ``where``, newest first: the live
+    calls (from memory) merged with the ended ones (from the store)."""
+    now = context.clock()
+    live = sorted(
+        (
+            record
+            for record in (
+                record_of(call, now=now)
+                for call in list(context.service.calls.values())
+                if call.account_sid == account_sid
+            )
+            if _live_matches(record, where)
+        ),
+        key=_newest_first,
+    )
+    ended = replace(where, ended_only=True)
+    if not live:
+        return await context.store.list_calls(account_sid, ended, offset=offset, limit=limit)
+    # The page's stored calls are among stored rows [offset - len(live), offset + limit): at most
+    # len(live) live calls come before the page.
+    first = max(0, offset - len(live))
+    window = await context.store.list_calls(account_sid, ended, offset=first, limit=offset + limit - first)
+    if first == 0:
+        merged, start = sorted([*window, *live], key=_newest_first), 0
+    elif not window:
+        return []  # the stored calls end before the page, and the live ones cannot fill the gap
+    else:
+        anchor = window[0].date_created
+        before = sum(1 for record in live if record.date_created > anchor)
+        merged = sorted([*window, *live[before:]], key=_newest_first)
+        start = first + before
+    return merged[offset - start : offset - start + limit]
+
+
 async def list_calls(request: web.Request) -> web.Response:
     context = context_of(request)
     account_sid = account_of(request)
     query = request.query
     paging = Paging.parse(query)
-    records = await context.store.list_calls(
-        account_sid, call_filter(query), offset=paging.offset, limit=paging.page_size + 1
+    records = await calls_page(
+        context, account_sid, call_filter(query), offset=paging.offset, limit=paging.page_size + 1
     )
-    live = context.service.calls
-    shown = [
-        call_json(record_of(live[r.sid], now=context.clock()) if r.sid in live else r)
-        for r in records[: paging.page_size]
-    ]
+    shown = [call_json(record) for record in records[: paging.page_size]]
     path = f"{account_path(account_sid)}/Calls.json"
     body = page_json("calls", path, list(query.items()), paging, shown, len(records) > paging.page_size)
     return json_response(body)

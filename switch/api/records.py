@@ -1,14 +1,18 @@
-"""Call records: every call the switch sees, saved to the store on each status change.
+"""Call records: every call the switch sees, saved to the store when it is created and when it ends.
 
 `CallRecords.on_status` is a `CallService` listener. It is called synchronously when a call's status
-changes; it only enqueues the write (the store's thread commits it). Since the store applies requests in
-order, an API read made after the change sees it, committed: a ``completed`` shown by the API is on disk.
+changes; it only enqueues the write (the store's thread commits it). A call leaves the call service's live
+calls in the same step as its end is enqueued, and the store applies requests in order, so an API read that
+does not find the call live sees its end committed: a ``completed`` shown by the API is on disk. Writes of the
+changes in between (ringing, in-progress) are not made: they cost the switch 14 % of its CPU under load.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from switch.store.base import Store
 from switch.store.records import CallRecord
@@ -62,11 +66,48 @@ def record_of(call: CallLike, status: str | None = None, now: float | None = Non
     )
 
 
+Listener = Callable[[Any, str], None]
+
+
 class CallRecords:
-    """Saves calls to the store; register ``on_status`` with ``CallService.add_listener``."""
+    """Saves calls to the store; register ``on_status`` with ``CallService.add_listener``.
+
+    A call is written twice: when it is first seen (created) and when it ends. In between the REST API reads
+    it from the call service. The end's write is kept until it is committed: `after_commit` wraps a listener
+    (the status callbacks) so that it hears of the end only then.
+    """
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._created: set[str] = set()
+        self._ending: dict[str, asyncio.Future[None]] = {}
 
     def on_status(self, call: CallLike, status: str) -> None:
-        self.store.save_call(record_of(call, status))
+        sid = call.sid
+        if status in FINAL:
+            self._created.discard(sid)
+            future = self.store.save_call(record_of(call, status))
+            if not future.done():
+                self._ending[sid] = future
+                future.add_done_callback(lambda _: self._ending.pop(sid, None))
+        elif sid not in self._created:
+            self._created.add(sid)
+            self.store.save_call(record_of(call, status))
+
+    def committed(self, sid: str) -> asyncio.Future[None] | None:
+        """The commit of the call's end record while it is on its way, else None."""
+        return self._ending.get(sid)
+
+    def after_commit(self, listener: Listener) -> Listener:
+        """``listener`` as a call-service listener that hears a call's end once its record is committed.
+
+        Register it after `on_status`."""
+
+        def wrapped(call: Any, status: str) -> None:
+            future = self._ending.get(call.sid) if status in FINAL else None
+            if future is None:
+                listener(call, status)
+            else:
+                future.add_done_callback(lambda _: listener(call, status))
+
+        return wrapped

@@ -117,6 +117,7 @@ class ApiServer:
         self.host = host
         self.port = port
         self._runner: web.AppRunner | None = None
+        self.records = records
         service.add_listener(records.on_status)
 
     @property
@@ -131,6 +132,9 @@ class ApiServer:
         return self.port
 
     async def start(self) -> None:
+        ended = await self.context.store.end_unfinished_calls()
+        if ended:
+            log.warning("%d calls of an earlier run had no end (a crash?): recorded as ended", ended)
         self._runner = web.AppRunner(
             create_app(self.context, self.metrics), access_log=None, handle_signals=False
         )

@@ -13,7 +13,8 @@ Rules every implementation keeps:
 
 Who writes what:
 
-- Calls: `switch.api.records.CallRecords` saves every call on each status change (a ``CallService`` listener).
+- Calls: `switch.api.records.CallRecords` saves a call when it is created and when it ends (a
+  ``CallService`` listener); the REST API shows live calls from memory.
 - Recordings: whoever records (the ``<Record>`` verb, ``<Dial record>``, conference recording) calls
   ``add_recording(RecordingRecord(sid=new_sid("RE"), account_sid=..., call_sid=..., path=str(wav_path),
   duration=round(seconds), start_time=..., date_created=now, date_updated=now, channels=1 or 2,
@@ -65,6 +66,10 @@ class Store(Protocol):
     ) -> list[CallRecord]: ...
 
     async def delete_call(self, account_sid: str, sid: str) -> bool: ...
+
+    async def end_unfinished_calls(self) -> int:
+        """At start-up: calls a crash left without an end become ended (completed when they were
+        answered, else failed), their end time the last time they were saved. Returns how many."""
 
     # -- recordings -------------------------------------------------------------------------------------
     def add_recording(self, record: RecordingRecord) -> asyncio.Future[None]:

@@ -44,6 +44,8 @@ class CallFilter:
     parent_call_sid: str | None = None
     started_on_or_after: float | None = None
     started_before: float | None = None
+    ended_only: bool = False
+    """Only calls that have ended (``end_time`` set): the REST API shows live calls from memory."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -104,6 +104,11 @@ def _resolve(future: asyncio.Future[Any], result: Any, error: BaseException | No
         future.set_result(result)
 
 
+def _resolve_all(results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for future, result, error in results:
+        _resolve(future, result, error)
+
+
 class SQLiteStore:
     """`switch.store.base.Store` on one SQLite file (``switch.db`` in the data directory)."""
 
@@ -209,8 +214,8 @@ class SQLiteStore:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             results = [(future, None, StoreError(f"commit failed: {exc}")) for _, future in batch]
-        for future, result, error in results:
-            loop.call_soon_threadsafe(_resolve, future, result, error)
+        # One wake-up of the event loop per batch, not one per request.
+        loop.call_soon_threadsafe(_resolve_all, results)
 
     def _submit(self, work: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
         if self._loop is None or self._thread is None:
@@ -306,12 +311,27 @@ class SQLiteStore:
         if where.started_before is not None:
             clauses.append("start_time < ?")
             parameters.append(where.started_before)
+        if where.ended_only:
+            clauses.append("end_time IS NOT NULL")
         return await self._select(
             CallRecord, "calls", " AND ".join(clauses), parameters, offset=offset, limit=limit
         )
 
     async def delete_call(self, account_sid: str, sid: str) -> bool:
         return await self._delete("calls", account_sid, sid)
+
+    async def end_unfinished_calls(self) -> int:
+        def work(connection: sqlite3.Connection) -> int:
+            cursor = connection.execute(
+                "UPDATE calls SET status = CASE WHEN answer_time IS NULL THEN 'failed' ELSE 'completed' END, "
+                "end_time = date_updated, "
+                "duration = CASE WHEN answer_time IS NULL THEN 0 "
+                "ELSE MAX(0, CAST(ROUND(date_updated - answer_time) AS INTEGER)) END "
+                "WHERE end_time IS NULL"
+            )
+            return cursor.rowcount
+
+        return await self._submit(work)
 
     # -- recordings -------------------------------------------------------------------------------------
     def add_recording(self, record: RecordingRecord) -> asyncio.Future[None]:
