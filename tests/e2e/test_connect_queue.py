@@ -119,3 +119,77 @@ def test_a_caller_who_presses_a_key_leaves_the_queue(
     [left] = twiml_server.wait_for_requests(1, path="/q-left", timeout=5)
     assert left.params["QueueResult"] == "leave"
     assert left.params["QueueSid"].startswith("QU")
+
+
+AC = "AC" + "5e" * 16
+TOKEN = "connect-queue-token-0123456789"
+
+
+def test_a_redirected_caller_leaves_the_queue_and_the_others_move_up(twiml_server: TwimlServer) -> None:
+    """REST update Url= on an enqueued call (how the REST side dequeues to a URL): its Enqueue stops, its
+    entry is gone, the caller behind is now first, and an agent takes that one."""
+    from twilio.rest import Client
+
+    from tests.e2e.conftest import start_switch
+
+    queue = "redirect-q"
+    twiml_server.route("/rq-wait", wait_document)
+    twiml_server.route("/rq-out", "<Response><Say>Moved.</Say><Hangup/></Response>")
+    twiml_server.route("/rq-done", "<Response><Hangup/></Response>")
+    twiml_server.route("/rq-agent-done", "<Response><Hangup/></Response>")
+    callers = ["rq-first", "rq-second"]
+    for user in callers:
+        twiml_server.on_user(
+            user, f'<Response><Enqueue action="/rq-done" waitUrl="/rq-wait">{queue}</Enqueue></Response>'
+        )
+    twiml_server.on_user(
+        "rq-agent", f'<Response><Dial action="/rq-agent-done"><Queue>{queue}</Queue></Dial></Response>'
+    )
+    switch = start_switch(twiml_server.url("/voice"), ["--account-sid", AC, "--auth-token", TOKEN])
+    results: list[SippResult] = []
+    threads = []
+    try:
+        for n, user in enumerate(callers):
+            thread = threading.Thread(
+                target=lambda u=user: results.append(
+                    run_sipp(
+                        "uac-invite-say-expect-bye.xml",
+                        switch.target,
+                        "udp",
+                        service=u,
+                        keys={"rtp_port": free_tcp_port()},
+                        timeout=40,
+                    )  # fmt: skip
+                )
+            )
+            thread.start()
+            threads.append(thread)
+            assert len(twiml_server.wait_for_requests(n + 1, path="/rq-wait", timeout=10)) >= n + 1
+        first, second = (
+            twiml_server.requests(path="/voice", user=user)[-1].params["CallSid"] for user in callers
+        )
+        client = Client(AC, TOKEN)
+        client.api.base_url = f"http://127.0.0.1:{switch.http_port}"
+        client.calls(first).update(url=twiml_server.url("/rq-out"), method="POST")
+        [moved] = twiml_server.wait_for_requests(1, path="/rq-out", timeout=10)
+        assert moved.params["CallSid"] == first
+        # The second caller's next wait request sees a queue of one, with itself first.
+        deadline = len(twiml_server.requests(path="/rq-wait"))
+        later = twiml_server.wait_for_requests(deadline + 2, path="/rq-wait", timeout=10)[deadline:]
+        assert later and all(r.params["CallSid"] == second for r in later), switch.log[-3000:]
+        assert later[-1].params["QueuePosition"] == "1" and later[-1].params["CurrentQueueSize"] == "1"
+        agent = run_sipp(
+            "uac-invite-hangup-expect-200.xml", switch.target, "udp", service="rq-agent",
+            keys={"rtp_port": free_tcp_port()}, extra_args=["-d", "1000"], timeout=15,
+        )  # fmt: skip
+        assert agent.ok, why(agent, switch)
+        [taken] = twiml_server.wait_for_requests(1, path="/rq-agent-done", timeout=10)
+        assert taken.params["DialCallSid"] == second and taken.params["DialCallStatus"] == "completed"
+        for thread in threads:
+            thread.join(30)
+        assert len(results) == 2 and all(r.ok for r in results), "\n".join(why(r, switch) for r in results)
+        done = twiml_server.wait_for_requests(1, path="/rq-done", timeout=10)
+        # Only the caller that stayed in line reaches the Enqueue action; the redirected one never does.
+        assert [(r.params["CallSid"], r.params["QueueResult"]) for r in done] == [(second, "bridged")]
+    finally:
+        switch.stop()
