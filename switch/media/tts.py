@@ -1,8 +1,10 @@
-"""Text to speech with espeak-ng (PyPI ``espeakng-loader``), rendered to 8 kHz int16 and cached.
+"""Text to speech with espeak-ng (PyPI ``espeakng-loader``) or a neural Piper voice (``switch.media.piper``),
+rendered to 8 kHz int16 and cached.
 
-espeak-ng keeps global state and is not thread-safe, so every call into the library, initialisation
-included, runs on one dedicated thread: a single-worker executor shared by the whole process (the library is
-one per process, so its thread is too). The event loop only awaits the result.
+espeak-ng keeps global state and is not thread-safe (Piper phonemizes through its own espeak-ng), so every
+render, and every initialisation, runs on one dedicated thread: a single-worker executor shared by the whole
+process. The event loop only awaits the result. A Piper voice, when there is one, speaks the ``<Say>`` it
+``speaks`` (its language, its gender); espeak-ng speaks the rest.
 
 Twilio voice names are mapped to espeak-ng voices: ``man`` to the language's default (male) voice, ``woman``,
 ``alice``, ``Polly.*`` and ``Google.*`` to a female variant (``+f3``), and Polly's male voices to the default.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -23,9 +26,12 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from switch.media.piper import NeuralVoice, PiperRenderer, find_voice
 from voicecodecs.resample import resample
 
 __all__ = ["DEFAULT_LANGUAGE", "TextToSpeech", "TtsError", "espeak_voice_name"]
+
+log = logging.getLogger("switch.tts")
 
 DEFAULT_LANGUAGE = "en-us"
 FEMALE_VARIANT = "+f3"
@@ -175,15 +181,42 @@ def _read_languages(root: Path) -> dict[str, str]:
     return languages
 
 
+class _Engines:
+    """espeak-ng and the Piper voices loaded so far; every method runs on the dedicated thread only."""
+
+    def __init__(self) -> None:
+        self.espeak = _Espeak()
+        self._piper: dict[NeuralVoice, PiperRenderer | None] = {}
+
+    def piper(self, voice: NeuralVoice) -> PiperRenderer | None:
+        """The loaded voice; None (logged once) when it cannot be loaded."""
+        if voice not in self._piper:
+            try:
+                self._piper[voice] = PiperRenderer(voice)
+            except Exception:
+                log.exception("text to speech: cannot load the Piper voice %s; espeak-ng speaks", voice.model)
+                self._piper[voice] = None
+        return self._piper[voice]
+
+    def render(
+        self, text: str, voice: str | None, language: str | None, neural: NeuralVoice | None
+    ) -> NDArray[np.int16]:
+        if neural is not None and neural.speaks(voice, language):
+            renderer = self.piper(neural)
+            if renderer is not None:
+                return renderer.render(text)
+        return self.espeak.render(text, voice, language)
+
+
 _engine_lock = threading.Lock()
-_engine: tuple[_Espeak, ThreadPoolExecutor] | None = None
+_engine: tuple[_Engines, ThreadPoolExecutor] | None = None
 
 
-def _shared_engine() -> tuple[_Espeak, ThreadPoolExecutor]:
+def _shared_engine() -> tuple[_Engines, ThreadPoolExecutor]:
     global _engine
     with _engine_lock:
         if _engine is None:
-            _engine = (_Espeak(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="espeak-ng"))
+            _engine = (_Engines(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="tts"))
         return _engine
 
 
@@ -191,12 +224,20 @@ _Key = tuple[str, str | None, str | None]
 
 
 class TextToSpeech:
-    """Renders prompts with espeak-ng off the event loop and keeps the last ``cache_size`` of them.
+    """Renders prompts off the event loop and keeps the last ``cache_size`` of them.
 
-    The arrays returned are shared with the cache and read-only: play them, do not modify them.
+    ``voice_model`` is ``--tts-model``: a Piper voice file, ``"espeak"`` for espeak-ng only, or None for the
+    shipped Piper voice when piper-tts and its package are installed (``switch.media.piper.find_voice``);
+    the Piper voice starts loading at once, on the TTS thread. The arrays returned are shared with the cache
+    and read-only: play them, do not modify them.
     """
 
-    def __init__(self, *, cache_size: int = 256) -> None:
+    def __init__(self, *, cache_size: int = 256, voice_model: str | None = None) -> None:
+        self.neural = find_voice(voice_model)
+        """The Piper voice in use, or None (espeak-ng only)."""
+        if self.neural is not None:
+            engines, executor = _shared_engine()
+            executor.submit(engines.piper, self.neural)
         self._cache: OrderedDict[_Key, NDArray[np.int16]] = OrderedDict()
         self._pending: dict[_Key, asyncio.Future[NDArray[np.int16]]] = {}
         self._cache_size = cache_size
@@ -215,9 +256,10 @@ class TextToSpeech:
         pending = self._pending.get(key)
         if pending is not None:
             return await asyncio.shield(pending)
-        espeak, executor = _shared_engine()
+        engines, executor = _shared_engine()
         loop = asyncio.get_running_loop()
-        render: Callable[[], NDArray[np.int16]] = lambda: espeak.render(text, voice, language)  # noqa: E731
+        neural = self.neural
+        render: Callable[[], NDArray[np.int16]] = lambda: engines.render(text, voice, language, neural)  # noqa: E731
         future = asyncio.ensure_future(loop.run_in_executor(executor, render))
         self._pending[key] = future
         try:
