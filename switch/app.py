@@ -194,7 +194,7 @@ class Switch:
         auth_token = auth_token_for(settings.auth_token, settings.data_dir)
         media = media_engine_for(settings)
         await media.start()
-        tts = TextToSpeech()
+        tts = TextToSpeech(voice_model=settings.tts_model)
         store = SQLiteStore(settings.data_dir / "switch.db")
         await store.open()
         self.store = store
