@@ -78,6 +78,24 @@ _HOST_RE = re.compile(r"(?:[A-Za-z0-9_\-.]+|\[[0-9A-Fa-f:.]+\])\Z")
 _VALUE_RE = re.compile(r"[^\s\";,]+\Z")
 
 
+# lower-case spelling -> (lower-case canonical key, canonical name), filled as names are met
+_KEYS: dict[str, tuple[str, str]] = {name: (canon.lower(), canon) for name, canon in _CANONICAL.items()}
+_KEYS_LIMIT = 4096
+
+
+def _key(name: str) -> tuple[str, str]:
+    """(lookup key, canonical spelling) of a header name; one dict lookup for a name seen before."""
+    entry = _KEYS.get(name)
+    if entry is not None:
+        return entry
+    lower = name.lower()
+    canon = _CANONICAL.get(lower, name)
+    entry = (canon.lower(), canon)
+    if len(_KEYS) < _KEYS_LIMIT:
+        _KEYS[name] = entry
+    return entry
+
+
 def canonical_name(name: str) -> str:
     """The canonical spelling of a header name (compact forms expanded)."""
     return _CANONICAL.get(name.lower(), name)
@@ -121,25 +139,33 @@ def split_list(value: str) -> list[str]:
 
 
 class Headers:
-    """Ordered, case-insensitive multimap of header fields."""
+    """Ordered, case-insensitive multimap of header fields.
 
-    __slots__ = ("_items",)
+    Values are kept as text; the structured views a message offers (Via, From, CSeq...) are parsed on
+    first access and kept in ``parsed`` until the next change to the fields (see ``Request.vias``).
+    """
+
+    __slots__ = ("_items", "parsed")
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
         # (lower-case canonical key, canonical name, value)
         self._items: list[tuple[str, str, str]] = []
+        self.parsed: dict[str, object] = {}
         for name, value in items:
             self.add(name, value)
 
     def add(self, name: str, value: str) -> None:
         """Append a header field."""
-        canon = canonical_name(name)
-        self._items.append((canon.lower(), canon, value))
+        key, canon = _key(name)
+        self._items.append((key, canon, value))
+        if self.parsed:
+            self.parsed.clear()
 
     def set(self, name: str, value: str) -> None:
         """Replace every field of this name by one, at the position of the first (or at the end)."""
-        canon = canonical_name(name)
-        key = canon.lower()
+        key, canon = _key(name)
+        if self.parsed:
+            self.parsed.clear()
         for i, item in enumerate(self._items):
             if item[0] == key:
                 self._items[i] = (key, item[1], value)
@@ -149,12 +175,14 @@ class Headers:
 
     def remove(self, name: str) -> None:
         """Remove every field of this name."""
-        key = canonical_name(name).lower()
+        key = _key(name)[0]
         self._items = [item for item in self._items if item[0] != key]
+        if self.parsed:
+            self.parsed.clear()
 
     def get(self, name: str) -> str | None:
         """The first value of this name, or None."""
-        key = canonical_name(name).lower()
+        key = _key(name)[0]
         for item in self._items:
             if item[0] == key:
                 return item[2]
@@ -162,7 +190,7 @@ class Headers:
 
     def get_all(self, name: str) -> list[str]:
         """Every value of this name; list headers are split into one entry per comma-separated value."""
-        key = canonical_name(name).lower()
+        key = _key(name)[0]
         values = [item[2] for item in self._items if item[0] == key]
         if key in LIST_HEADERS:
             return [part for value in values for part in split_list(value)]
@@ -170,8 +198,15 @@ class Headers:
 
     def count(self, name: str) -> int:
         """How many header fields (lines) of this name there are."""
-        key = canonical_name(name).lower()
+        key = _key(name)[0]
         return sum(1 for item in self._items if item[0] == key)
+
+    def counts(self) -> dict[str, int]:
+        """How many fields (lines) there are of each name, by lower-case canonical name."""
+        counts: dict[str, int] = {}
+        for item in self._items:
+            counts[item[0]] = counts.get(item[0], 0) + 1
+        return counts
 
     def items(self) -> list[tuple[str, str]]:
         """Every field in order as (canonical name, value)."""
@@ -185,7 +220,7 @@ class Headers:
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
-        key = canonical_name(name).lower()
+        key = _key(name)[0]
         return any(item[0] == key for item in self._items)
 
     def __iter__(self) -> Iterator[tuple[str, str]]:

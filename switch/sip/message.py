@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import cast
 
 from switch.sip.errors import SipFramingError, SipParseError
 from switch.sip.headers import (
@@ -118,6 +119,7 @@ def reason_phrase(status: int) -> str:
 
 
 _SINGLETONS = ("Call-ID", "From", "To", "CSeq", "Max-Forwards", "Content-Type")
+_SINGLETON_KEYS = tuple((name.lower(), name) for name in _SINGLETONS)
 _DIGITS_RE = re.compile(r"[0-9]+\Z")
 _CONTENT_TYPE_RE = re.compile(
     r"\s*([A-Za-z0-9\-.!%*_+`'~]+)\s*/\s*([A-Za-z0-9\-.!%*_+`'~]+)\s*(?:;.*)?\Z", re.S
@@ -129,7 +131,12 @@ _STATUS_RE = re.compile(r"[1-6][0-9][0-9]\Z")
 
 
 class _Accessors:
-    """Parsed views of the common headers, shared by Request and Response."""
+    """Parsed views of the common headers, shared by Request and Response.
+
+    Each view is parsed on first access and kept in ``headers.parsed`` until the fields change (any
+    ``add``/``set``/``remove`` forgets them); list views are returned as new lists. A malformed value
+    raises :class:`SipParseError` on every access.
+    """
 
     headers: Headers
 
@@ -141,34 +148,56 @@ class _Accessors:
 
     @property
     def vias(self) -> list[Via]:
-        return [parse_via(value) for value in self.headers.get_all("Via")]
+        parsed = self.headers.parsed
+        vias = parsed.get("Via")
+        if vias is None:
+            vias = parsed["Via"] = [parse_via(value) for value in self.headers.get_all("Via")]
+        return list(cast("list[Via]", vias))
 
     @property
     def call_id(self) -> str:
-        value = self._required("Call-ID").strip()
-        if not value or any(c.isspace() for c in value):
-            raise SipParseError(f"malformed Call-ID {value!r}")
-        return value
+        parsed = self.headers.parsed
+        call_id = parsed.get("Call-ID")
+        if call_id is None:
+            value = self._required("Call-ID").strip()
+            if not value or any(c.isspace() for c in value):
+                raise SipParseError(f"malformed Call-ID {value!r}")
+            call_id = parsed["Call-ID"] = value
+        return cast(str, call_id)
 
     @property
     def cseq(self) -> CSeq:
-        return parse_cseq(self._required("CSeq"))
+        parsed = self.headers.parsed
+        cseq = parsed.get("CSeq")
+        if cseq is None:
+            cseq = parsed["CSeq"] = parse_cseq(self._required("CSeq"))
+        return cast(CSeq, cseq)
 
     @property
     def from_(self) -> NameAddr:
-        return parse_name_addr(self._required("From"))
+        parsed = self.headers.parsed
+        from_ = parsed.get("From")
+        if from_ is None:
+            from_ = parsed["From"] = parse_name_addr(self._required("From"))
+        return cast(NameAddr, from_)
 
     @property
     def to(self) -> NameAddr:
-        return parse_name_addr(self._required("To"))
+        parsed = self.headers.parsed
+        to = parsed.get("To")
+        if to is None:
+            to = parsed["To"] = parse_name_addr(self._required("To"))
+        return cast(NameAddr, to)
 
     @property
     def contacts(self) -> list[NameAddr]:
         """The Contact values; a wildcard ``Contact: *`` gives an empty list (see ``contact_is_star``)."""
-        values = self.headers.get_all("Contact")
-        if values == ["*"]:
-            return []
-        return [parse_name_addr(value) for value in values]
+        parsed = self.headers.parsed
+        contacts = parsed.get("Contact")
+        if contacts is None:
+            values = self.headers.get_all("Contact")
+            contacts = parsed["Contact"] = [] if values == ["*"] else [parse_name_addr(v) for v in values]
+        return list(cast("list[NameAddr]", contacts))
 
     @property
     def contact_is_star(self) -> bool:
@@ -176,23 +205,33 @@ class _Accessors:
 
     @property
     def content_type(self) -> str | None:
+        parsed = self.headers.parsed
+        if "Content-Type" in parsed:
+            return cast("str | None", parsed["Content-Type"])
         value = self.headers.get("Content-Type")
-        if value is None:
-            return None
-        match = _CONTENT_TYPE_RE.match(value)
-        if match is None:
-            raise SipParseError(f"malformed Content-Type {value!r}")
-        return f"{match.group(1)}/{match.group(2)}".lower()
+        content_type: str | None = None
+        if value is not None:
+            match = _CONTENT_TYPE_RE.match(value)
+            if match is None:
+                raise SipParseError(f"malformed Content-Type {value!r}")
+            content_type = f"{match.group(1)}/{match.group(2)}".lower()
+        parsed["Content-Type"] = content_type
+        return content_type
 
     @property
     def max_forwards(self) -> int | None:
+        parsed = self.headers.parsed
+        if "Max-Forwards" in parsed:
+            return cast("int | None", parsed["Max-Forwards"])
         value = self.headers.get("Max-Forwards")
-        if value is None:
-            return None
-        value = value.strip()
-        if not _DIGITS_RE.match(value) or len(value) > 10:
-            raise SipParseError(f"malformed Max-Forwards {value!r}")
-        return int(value)
+        max_forwards: int | None = None
+        if value is not None:
+            value = value.strip()
+            if not _DIGITS_RE.match(value) or len(value) > 10:
+                raise SipParseError(f"malformed Max-Forwards {value!r}")
+            max_forwards = int(value)
+        parsed["Max-Forwards"] = max_forwards
+        return max_forwards
 
 
 @dataclass(eq=True)
@@ -231,26 +270,38 @@ def _skip_crlf(data: bytes | bytearray, start: int = 0) -> int:
     return start
 
 
+_VALID_NAMES: set[str] = set()  # header names already checked to be tokens (bounded)
+_VALID_NAMES_LIMIT = 1024
+
+
 def _header_lines(head: str) -> tuple[str, list[tuple[str, str]]]:
     """Split a header section into the start line and unfolded (name, value) pairs."""
     lines = _LINE_SPLIT_RE.split(head)
-    fields: list[list[str]] = []
+    fields: list[tuple[str, str]] = []
+    valid = _VALID_NAMES
     for line in lines[1:]:
-        if line[:1] in (" ", "\t"):
-            if not fields:
-                raise SipParseError("continuation line before any header")
-            fields[-1][1] += " " + line.strip(" \t")
-            continue
         if not line:
             continue
+        if line[0] in " \t":
+            if not fields:
+                raise SipParseError("continuation line before any header")
+            name, value = fields[-1]
+            fields[-1] = (name, (value + " " + line.strip(" \t")).strip(" \t"))
+            continue
         name, colon, value = line.partition(":")
-        name = name.rstrip(" \t")
-        if not colon or not is_token(name):
+        if name not in valid:
+            stripped = name.rstrip(" \t")
+            if not colon or not is_token(stripped):
+                raise SipParseError(f"malformed header line {line[:60]!r}")
+            if stripped == name and len(valid) < _VALID_NAMES_LIMIT:
+                valid.add(name)
+            name = stripped
+        elif not colon:  # a known name alone on its line
             raise SipParseError(f"malformed header line {line[:60]!r}")
-        fields.append([name, value.strip(" \t")])
+        fields.append((name, value.strip(" \t")))
         if len(fields) > MAX_HEADERS:
             raise SipParseError("too many header fields", 513)
-    return lines[0], [(name, value.strip(" \t")) for name, value in fields]
+    return lines[0], fields
 
 
 def _parse_start_line(line: str) -> Request | Response:
@@ -288,9 +339,9 @@ def _content_length(values: list[str]) -> int | None:
 
 
 def _validate(msg: Request | Response) -> None:
-    headers = msg.headers
-    for name in _SINGLETONS:
-        if headers.count(name) > 1:
+    counts = msg.headers.counts()
+    for key, name in _SINGLETON_KEYS:
+        if counts.get(key, 0) > 1:
             raise SipParseError(f"more than one {name} header")
     vias = msg.vias
     if not vias:

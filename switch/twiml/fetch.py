@@ -9,11 +9,14 @@ import hmac
 import importlib.resources
 import ipaddress
 import logging
+import os
+import stat
+import time
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import aiohttp
 from yarl import URL
@@ -61,6 +64,14 @@ def _read_limited(path: Path, limit: int) -> bytes:
         return f.read(limit + 1)
 
 
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+LOCAL_CACHE_ENTRIES = 64
+LOCAL_CACHE_MAX_BYTES = 1 << 20
+RACY_SECONDS = 2.0
+"""A file modified this recently is read again (its mtime may not change on a second quick write)."""
+
+
 def _read_resource(url: str, limit: int) -> bytes:
     package, name = resource_parts(url)
     if not package or not name or ".." in name.split("/"):
@@ -81,6 +92,9 @@ class WebhookClient:
         self.audio_cache = audio_cache if audio_cache is not None else AudioCache()
         self._session: aiohttp.ClientSession | None = None
         self._background: set[asyncio.Future[object]] = set()
+        # Local documents and audio: path -> ((mtime_ns, size, inode, limit), bytes); resources by URL.
+        self._files: dict[str, tuple[tuple[int, int, int, int], bytes]] = {}
+        self._resources: dict[tuple[str, int], bytes] = {}
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -253,16 +267,44 @@ class WebhookClient:
             raise FetchError(HTTP_RETRIEVAL_FAILURE, f"fetching {url} failed: {exc!r}", url=url) from exc
 
     async def _read_local(self, url: str, limit: int) -> bytes:
+        """A file or package resource. Files are cached and checked with one ``stat`` per fetch (no
+        thread hop when unchanged); package resources do not change while the process runs."""
         kind = url_kind(url)
         if kind is UrlKind.RESOURCE:
-            return await asyncio.to_thread(_read_resource, url, limit)
+            key = (url, limit)
+            data = self._resources.get(key)
+            if data is None:
+                data = await asyncio.to_thread(_read_resource, url, limit)
+                _remember(self._resources, key, data, len(data))
+            return data
         if kind is not UrlKind.FILE:
             raise FetchError(INVALID_URL, f"unsupported URL {url!r}", url=url)
-        path = Path(local_path(url))
+        name = local_path(url)
         try:
-            return await asyncio.to_thread(_read_limited, path, limit)
+            st = os.stat(name)
+            version = (st.st_mtime_ns, st.st_size, st.st_ino, limit)
+            cached = self._files.get(name)
+            if cached is not None and cached[0] == version:
+                return cached[1]
+            data = await asyncio.to_thread(_read_limited, Path(name), limit)
         except OSError as exc:
-            raise FetchError(HTTP_RETRIEVAL_FAILURE, f"cannot read {path}: {exc}", url=url) from exc
+            raise FetchError(HTTP_RETRIEVAL_FAILURE, f"cannot read {name}: {exc}", url=url) from exc
+        settled = time.time() - st.st_mtime_ns / 1e9 > RACY_SECONDS
+        if stat.S_ISREG(st.st_mode) and settled and len(data) == st.st_size:
+            _remember(self._files, name, (version, data), len(data))
+        else:
+            self._files.pop(name, None)
+        return data
+
+
+def _remember(cache: dict[_K, _V], key: _K, value: _V, size: int) -> None:
+    """Keep ``value`` unless it is large; the oldest entry goes when the cache is full."""
+    if size > LOCAL_CACHE_MAX_BYTES:
+        return
+    cache.pop(key, None)
+    if len(cache) >= LOCAL_CACHE_ENTRIES:
+        del cache[next(iter(cache))]
+    cache[key] = value
 
 
 def _is_xml(ctype: str) -> bool:
