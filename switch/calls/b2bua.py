@@ -18,19 +18,19 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from numpy.typing import NDArray
-
-from switch.calls.call import OutboundCall
+from switch.calls.bridge_record import BridgeRecording
+from switch.calls.call import InboundCall, OutboundCall
 from switch.calls.conferences import Member
+from switch.calls.ringtones import ring_tone
 from switch.media.engine import MediaError
+from switch.sip.message import make_response
 from switch.sip.uri import SipURI, parse_uri
 from switch.twiml.dial import DialRequest, DialResult, DialTarget
 
 if TYPE_CHECKING:
     from switch.calls.call import Call
 
-__all__ = ["LegPlan", "dial", "plan_legs", "ringback"]
+__all__ = ["LegPlan", "dial", "hold_music", "plan_legs"]
 
 log = logging.getLogger("switch.calls")
 
@@ -46,6 +46,9 @@ class LegPlan:
     transport: str | None = None
     credentials: tuple[str, str] | None = None
     send_digits: str = ""
+    url: str = ""
+    """The noun's url: a whisper played to the callee once it answered, before the bridge."""
+    method: str = "POST"
 
 
 def _user_of(uri_text: str) -> str:
@@ -80,7 +83,9 @@ def _plan_target(call: Call, target: DialTarget, caller_id: str, now: float) -> 
             log.warning("Dial CallSid=%s: <Sip> %r is not a SIP URI", call.sid, target.value)
             return []
         credentials = (target.username, target.password or "") if target.username else None
-        return [LegPlan(uri, str(uri), caller_id, credentials=credentials)]
+        return [
+            LegPlan(uri, str(uri), caller_id, credentials=credentials, url=target.url, method=target.method)
+        ]
     if target.kind == "client":
         bindings = manager.registrar.contacts(target.value, now)
         plans = []
@@ -88,7 +93,17 @@ def _plan_target(call: Call, target: DialTarget, caller_id: str, now: float) -> 
             contact = parse_uri(binding.contact)
             if isinstance(contact, SipURI):
                 to = f"sip:{target.value}@{manager.contact_host}:{manager.contact_port}"
-                plans.append(LegPlan(contact, to, caller_id, binding.source, binding.transport))
+                plans.append(
+                    LegPlan(
+                        contact,
+                        to,
+                        caller_id,
+                        binding.source,
+                        binding.transport,
+                        url=target.url,
+                        method=target.method,
+                    )
+                )
         if not plans:
             log.info("Dial CallSid=%s: client %r is not registered", call.sid, target.value)
         return plans
@@ -110,25 +125,32 @@ def _plan_target(call: Call, target: DialTarget, caller_id: str, now: float) -> 
                 trunk.caller_id_for(caller_id),
                 credentials=credentials,
                 send_digits=target.send_digits,
+                url=target.url,
+                method=target.method,
             )
         ]
     log.warning("Dial CallSid=%s: <%s> is not supported yet", call.sid, target.kind.capitalize())
     return []
 
 
-_RINGBACK: NDArray[np.int16] | None = None
-
-
-def ringback() -> NDArray[np.int16]:
-    """One North American ringback cycle at 8 kHz: 440 + 480 Hz for 2 s, then 4 s of silence."""
-    global _RINGBACK
-    if _RINGBACK is None:
-        t = np.arange(16000) / 8000.0
-        tone = 0.1 * (np.sin(2 * np.pi * 440 * t) + np.sin(2 * np.pi * 480 * t))
-        cycle = np.zeros(48000, dtype=np.int16)
-        cycle[:16000] = np.round(tone * 32767).astype(np.int16)
-        _RINGBACK = cycle
-    return _RINGBACK
+def _early_media(call: Call) -> bool:
+    """answerOnBridge: 183 Session Progress with the SDP answer, so the caller hears our ring tone while
+    the call stays unanswered; False when the call cannot have early media (then a plain 180)."""
+    if not isinstance(call, InboundCall) or call.answered or call.final_sent or call.ended.is_set():
+        return False
+    manager = call.manager
+    try:
+        call.configure_media(call.offer_answer)
+    except MediaError as exc:
+        log.info("no early media for CallSid=%s: %s", call.sid, exc)
+        return False
+    response = make_response(call.invite.request, 183, to_tag=call.local_tag)
+    response.headers.add("Contact", manager.contact)
+    response.body = call.offer_answer.sdp
+    response.headers.set("Content-Type", "application/sdp")
+    manager.respond(call.invite, response)
+    log.info("early media CallSid=%s: 183 with ring tone", call.sid)
+    return True
 
 
 def _final_status(legs: list[OutboundCall]) -> str:
@@ -182,8 +204,8 @@ async def dial(call: Call, request: DialRequest) -> DialResult:
             legs.append(leg)
         if not legs:
             return DialResult("failed")
-        if call.answered:
-            ringing = asyncio.ensure_future(call.play(ringback(), 0))
+        if call.answered or (request.answer_on_bridge and _early_media(call)):
+            ringing = asyncio.ensure_future(call.play(ring_tone(request.ring_tone), 0))
         else:
             await call.ringing()
         all_ended = asyncio.ensure_future(_all_ended(legs))
@@ -198,15 +220,26 @@ async def dial(call: Call, request: DialRequest) -> DialResult:
             for leg in legs:
                 await leg.hangup()  # CANCEL
             return DialResult("canceled", legs[0].sid if len(legs) == 1 else None)
-        if ringing is not None:
-            ringing.cancel()
         if not winner.done():
             return DialResult(_final_status(legs), legs[0].sid if len(legs) == 1 else None)
         leg = winner.result()
         for other in legs:
             if other is not leg:
                 await other.hangup()
-        return await _bridge(call, leg, request, plans[legs.index(leg)].send_digits)
+        plan = plans[legs.index(leg)]
+        if plan.url:  # the whisper: the callee hears it, the caller still hears ringing
+            from switch.calls.whisper import run_whisper
+
+            whisper = asyncio.ensure_future(run_whisper(leg, plan.url, plan.method))
+            await _first(whisper, call.ended.wait())
+            if call.ended.is_set():
+                return DialResult("canceled", leg.sid)
+            if not whisper.result():
+                log.info("Dial CallSid=%s: the callee %s declined in the whisper", call.sid, leg.sid)
+                return DialResult("no-answer", leg.sid)
+        if ringing is not None:
+            ringing.cancel()
+        return await _bridge(call, leg, request, plan.send_digits)
     finally:
         if ringing is not None:
             ringing.cancel()
@@ -229,11 +262,17 @@ async def _bridge(call: Call, leg: OutboundCall, request: DialRequest, send_digi
         await leg.hangup()
         return DialResult("failed", leg.sid)
     call.bridged_with, leg.bridged_with = leg, call
+    recording = BridgeRecording(call, request) if BridgeRecording.wanted(request) else None
+    if recording is not None:
+        recording.start()
+    extra: dict[str, str] = {}
     if send_digits:
         await leg.send_digits(send_digits)
     try:
         await _while_bridged(call, leg, request)
     finally:
+        if recording is not None:
+            extra = await recording.finish()
         if not call.ended.is_set():
             try:
                 media.unbridge(call.channel)
@@ -244,7 +283,7 @@ async def _bridge(call: Call, leg: OutboundCall, request: DialRequest, send_digi
         hold_music(leg, False)
         if not leg.ended.is_set():
             await leg.hangup()
-    return DialResult("completed", leg.sid, leg.duration, bridged=True)
+    return DialResult("completed", leg.sid, leg.duration, bridged=True, extra=tuple(extra.items()))
 
 
 async def _while_bridged(call: Call, other: Call, request: DialRequest) -> None:

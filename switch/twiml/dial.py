@@ -85,6 +85,10 @@ class DialRequest:
     answer_on_bridge: bool = False
     record: str = "do-not-record"
     ring_tone: str | None = None
+    recording_status_callback: str = ""
+    recording_status_callback_method: str = "POST"
+    recording_status_callback_events: tuple[str, ...] = ("completed",)
+    trim: str = "do-not-trim"
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +99,8 @@ class DialResult:
     call_sid: str | None = None
     duration: int = 0
     bridged: bool = False
+    extra: tuple[tuple[str, str], ...] = ()
+    """More action parameters (a recording's RecordingUrl, RecordingSid, RecordingDuration)."""
 
 
 @runtime_checkable
@@ -177,6 +183,7 @@ class Dial(Verb):
         if not targets:
             warn("<Dial> has nothing to dial")
         action = attrs.get("action", "").strip()
+        callback = attrs.get("recordingStatusCallback", "").strip()
         return cls(
             request=DialRequest(
                 targets=tuple(targets),
@@ -187,6 +194,12 @@ class Dial(Verb):
                 answer_on_bridge=bool_attr(element, attrs, "answerOnBridge", False),
                 record=choice_attr(element, attrs, "record", RECORD_MODES),
                 ring_tone=attrs.get("ringTone") or None,
+                recording_status_callback=resolve_url(base_url, callback) if callback else "",
+                recording_status_callback_method=choice_attr(
+                    element, attrs, "recordingStatusCallbackMethod", ("POST", "GET")
+                ),
+                recording_status_callback_events=_recording_events(attrs),
+                trim=choice_attr(element, attrs, "trim", ("do-not-trim", "trim-silence")),
             ),
             action=resolve_url(base_url, action) if action else "",
             method=choice_attr(element, attrs, "method", ("POST", "GET")),
@@ -255,7 +268,18 @@ def _action_params(result: DialResult) -> dict[str, str]:
     }
     if result.call_sid:
         params["DialCallSid"] = result.call_sid
+    params.update(result.extra)
     return params
+
+
+def _recording_events(attrs: dict[str, str]) -> tuple[str, ...]:
+    events = []
+    for event in attrs.get("recordingStatusCallbackEvent", "completed").replace(",", " ").split():
+        if event in ("in-progress", "completed", "absent"):
+            events.append(event)
+        else:
+            warn(f"<Dial recordingStatusCallbackEvent> has unknown event {event!r}")
+    return tuple(events)
 
 
 async def _post_quietly(ctx: RunContext, url: str, method: str, params: dict[str, str]) -> None:

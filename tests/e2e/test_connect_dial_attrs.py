@@ -1,0 +1,99 @@
+"""<Dial> attributes through a running switch: the noun's url whisper (accepted, declined by <Hangup/>) and
+record (record-from-answer mono, -dual stereo) with recordingStatusCallback and the stored recording."""
+
+from __future__ import annotations
+
+import urllib.request
+import wave
+
+import pytest
+
+from tests.e2e.test_connect_dial import SELFCHECK
+from tests.e2e.test_first_call import why
+from tests.helpers.ports import free_tcp_port
+from tests.helpers.sipp import SippUas, run_sipp
+from tests.helpers.switch_process import SwitchProcess
+from tests.helpers.twiml_server import TwimlServer
+
+pytestmark = pytest.mark.e2e
+
+HANGUP = "<Response><Hangup/></Response>"
+
+
+def _call(
+    switch: SwitchProcess, user: str, uas: SippUas, hold_ms: int = 2000, *, switch_hangs_up: bool = False
+) -> None:
+    """A SIPp caller that hangs up after ``hold_ms`` (or waits for the switch's BYE); the callee's verdict."""
+    scenario = "uac-invite-say-expect-bye.xml" if switch_hangs_up else "uac-invite-hangup-expect-200.xml"
+    result = run_sipp(
+        scenario, switch.target, "udp", service=user,
+        keys={"rtp_port": free_tcp_port()}, extra_args=["-d", str(hold_ms)], timeout=20,
+    )  # fmt: skip
+    callee = uas.finish()
+    assert result.ok, why(result, switch)
+    assert callee.ok, why(callee, switch)
+
+
+@pytest.mark.parametrize(
+    ("whisper", "status", "bridged"),
+    [
+        ("<Response><Say>A call for you.</Say></Response>", "completed", "true"),
+        ("<Response><Say>Press nothing.</Say><Hangup/></Response>", "no-answer", "false"),
+    ],
+    ids=["accepted", "declined"],
+)
+def test_the_nouns_url_is_played_to_the_callee_before_the_bridge(
+    switch: SwitchProcess, twiml_server: TwimlServer, whisper: str, status: str, bridged: str
+) -> None:
+    user = f"dial-whisper-{status}"
+    uas = SippUas(str(SELFCHECK / "uas-answer-expect-bye.xml"), timeout=25)
+    twiml_server.on_user(
+        user,
+        f'<Response><Dial action="/wh-done/{user}" timeout="10">'
+        f'<Sip url="/whisper/{user}">sip:callee@{uas.target}</Sip></Dial></Response>',
+    )
+    twiml_server.route(f"/whisper/{user}", whisper)
+    twiml_server.route(f"/wh-done/{user}", HANGUP)
+    _call(switch, user, uas, hold_ms=4000, switch_hangs_up=bridged == "false")
+    [done] = twiml_server.wait_for_requests(1, path=f"/wh-done/{user}", timeout=15)
+    [asked] = twiml_server.wait_for_requests(1, path=f"/whisper/{user}", timeout=5)
+    assert (done.params["DialCallStatus"], done.params["DialBridged"]) == (status, bridged)
+    # The whisper is requested for the callee's leg, which is a child of the caller.
+    assert asked.params["CallSid"] == done.params["DialCallSid"]
+    assert asked.params["ParentCallSid"] == done.params["CallSid"]
+    assert asked.params["Direction"] == "outbound-dial"
+
+
+@pytest.mark.parametrize(("mode", "channels"), [("record-from-answer", 1), ("record-from-answer-dual", 2)])
+def test_dial_records_the_bridge(
+    switch: SwitchProcess, twiml_server: TwimlServer, mode: str, channels: int
+) -> None:
+    user = f"dial-{mode}"
+    uas = SippUas(str(SELFCHECK / "uas-answer-expect-bye.xml"), timeout=25)
+    twiml_server.on_user(
+        user,
+        f'<Response><Dial action="/rec-done/{user}" record="{mode}" recordingStatusCallback="/rec-cb/{user}"'
+        f' recordingStatusCallbackEvent="in-progress completed">'
+        f"<Sip>sip:callee@{uas.target}</Sip></Dial></Response>",
+    )
+    twiml_server.route(f"/rec-done/{user}", HANGUP)
+    twiml_server.route(f"/rec-cb/{user}", "")
+    _call(switch, user, uas)
+    [done] = twiml_server.wait_for_requests(1, path=f"/rec-done/{user}", timeout=15)
+    assert done.params["DialCallStatus"] == "completed"
+    sid = done.params["RecordingSid"]
+    assert sid.startswith("RE") and len(sid) == 34
+    assert done.params["RecordingUrl"].endswith(f"/Recordings/{sid}")
+    assert int(done.params["RecordingDuration"]) >= 1
+    callbacks = twiml_server.wait_for_requests(2, path=f"/rec-cb/{user}", timeout=10)
+    assert [c.params["RecordingStatus"] for c in callbacks] == ["in-progress", "completed"]
+    completed = callbacks[1].params
+    assert completed["RecordingSid"] == sid and completed["RecordingSource"] == "DialVerb"
+    assert completed["RecordingChannels"] == str(channels) and completed["CallSid"] == done.params["CallSid"]
+    with wave.open(str(switch.data_dir / "recordings" / f"{sid}.wav"), "rb") as wav:
+        assert wav.getnchannels() == channels and wav.getframerate() == 8000
+        assert wav.getnframes() >= 8000  # at least the 1 s the action reports
+    # The store has it: the REST API serves the recording (public recordings are the default).
+    with urllib.request.urlopen(done.params["RecordingUrl"] + ".wav", timeout=5) as response:
+        body = response.read()
+    assert body[:4] == b"RIFF" and len(body) > 16000
