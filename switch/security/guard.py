@@ -5,6 +5,10 @@
 :meth:`SourceGuard.tcp_closed`; and every ``sweep_interval`` seconds :meth:`SourceGuard.tcp_expired` on
 each connection's :class:`TcpSlot`, which says whether it must be closed (idle, or a partial message that
 never completes).
+
+Failed digest authentication is counted here too: the SIP core reports every request that carried
+credentials and was challenged again (:meth:`SourceGuard.auth_failed`); ``auth_fail_limit`` failures within
+``auth_fail_window`` seconds block the source for ``auth_block_seconds`` (password guessing, svcrack).
 """
 
 from __future__ import annotations
@@ -35,6 +39,14 @@ class GuardSettings:
     tcp_idle_timeout: float = 300.0  # no octet at all for this long: close
     tcp_frame_timeout: float = 10.0  # a partial message not completed within this: close
     max_message_size: int = 65535
+    auth_fail_limit: int = 5  # failed authentications within auth_fail_window before a block (0 = never)
+    auth_fail_window: float = 60.0
+    auth_block_seconds: float = 300.0
+    # Enforced by the SIP core (503 with Retry-After); the transport hands them over.  0 = no limit.
+    max_transactions: int = 50000
+    max_transactions_per_source: int = 0
+    max_dialogs: int = 10000
+    max_dialogs_per_source: int = 0
 
     @property
     def sweep_interval(self) -> float:
@@ -57,6 +69,8 @@ class _Counts:
     tcp_refused: int = 0
     tcp_idle_closed: int = 0
     tcp_stalled_closed: int = 0
+    auth_failed: int = 0
+    auth_blocked: int = 0
 
 
 class SourceGuard:
@@ -71,6 +85,8 @@ class SourceGuard:
             block_seconds=settings.block_seconds,
         )
         self.tcp_per_source: dict[str, int] = {}
+        self.auth_failures: dict[str, list[float]] = {}  # ip -> [failures, when the first one came]
+        self.max_auth_sources = 65536
         self.counts = _Counts()
         self.limit_log_every = 1000  # the transport logs the first refusal and then every Nth
 
@@ -95,6 +111,40 @@ class SourceGuard:
     def block(self, ip: str, now: float, seconds: float | None = None) -> None:
         """Refuse everything from ``ip`` for a while (for example after repeated failed authentication)."""
         self.limiter.block(ip, now, seconds)
+
+    def is_blocked(self, ip: str, now: float) -> bool:
+        return self.limiter.is_blocked(ip, now)
+
+    def auth_failed(self, ip: str, now: float) -> bool:
+        """A request from ``ip`` carried credentials and was refused; True when this blocked the source."""
+        s = self.settings
+        self.counts.auth_failed += 1
+        if not s.auth_fail_limit or ip in self.trusted:
+            return False
+        table = self.auth_failures
+        entry = table.get(ip)
+        if entry is None or now - entry[1] > s.auth_fail_window:
+            if entry is None and len(table) >= self.max_auth_sources:
+                self._forget_auth_failures(now)
+            entry = table[ip] = [0.0, now]
+        entry[0] += 1.0
+        if entry[0] < s.auth_fail_limit:
+            return False
+        del table[ip]
+        self.limiter.block(ip, now, s.auth_block_seconds)
+        self.counts.auth_blocked += 1
+        return True
+
+    def _forget_auth_failures(self, now: float) -> None:
+        """Keep the failure table bounded: drop windows that ended; if none ended, the oldest half."""
+        window = self.settings.auth_fail_window
+        table = self.auth_failures
+        stale = [ip for ip, (_, first) in table.items() if now - first > window]
+        if not stale:
+            by_age = sorted(table.items(), key=lambda item: item[1][1])
+            stale = [ip for ip, _ in by_age[: len(by_age) // 2 or 1]]
+        for ip in stale:
+            del table[ip]
 
     def tcp_open(self, ip: str, now: float) -> bool:
         """A connection from ``ip`` was accepted; False means close it at once (over the cap, or blocked)."""
@@ -142,4 +192,11 @@ def guard_settings_from(settings: Settings) -> GuardSettings:
         tcp_idle_timeout=settings.tcp_idle_timeout,
         tcp_frame_timeout=settings.tcp_frame_timeout,
         max_message_size=settings.max_message_size,
+        auth_fail_limit=settings.auth_fail_limit,
+        auth_fail_window=settings.auth_fail_window,
+        auth_block_seconds=settings.auth_block_seconds,
+        max_transactions=settings.max_transactions,
+        max_transactions_per_source=settings.max_transactions_per_source,
+        max_dialogs=settings.max_dialogs,
+        max_dialogs_per_source=settings.max_dialogs_per_source,
     )

@@ -75,9 +75,14 @@ class SourceRateLimiter:
 
     def allow(self, ip: str, now: float) -> bool:
         """Take one token for ``ip`` at ``now``; False when the source is over its rate or blocked."""
-        if self.rate <= 0 or ip in self.trusted:
+        if ip in self.trusted:
             return True
         bucket = self._buckets.get(ip)
+        if self.rate <= 0:  # no rate limit: only a block (failed authentication) refuses
+            if bucket is not None and bucket[3] > now:
+                self.refused += 1
+                return False
+            return True
         if bucket is None:
             if len(self._buckets) >= self.max_sources:
                 self._evict(now)
@@ -107,6 +112,8 @@ class SourceRateLimiter:
             return
         bucket = self._buckets.get(ip)
         if bucket is None:
+            if len(self._buckets) >= self.max_sources:
+                self._evict(now)
             bucket = self._buckets[ip] = [self.burst, now, 0.0, 0.0]
         bucket[2] = 0.0
         bucket[3] = now + (self.block_seconds if seconds is None else seconds)

@@ -22,7 +22,10 @@ import re
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from switch.sip.headers import Headers
 
 __all__ = [
     "ALGORITHMS",
@@ -35,6 +38,7 @@ __all__ = [
     "build_authorization",
     "compute_ha1",
     "compute_response",
+    "credentials_refused",
     "parse_authorization",
     "parse_digest_challenge",
     "verify_response",
@@ -333,3 +337,12 @@ class NonceManager:
         if age_ms > self._lifetime_ms:
             return "stale"
         return "valid"
+
+
+def credentials_refused(request_headers: Headers, response_headers: Headers) -> bool:
+    """Whether a 401/407 answers a request that carried credentials (a failed authentication), other than
+    a challenge for a stale nonce (which only asks the client to compute again)."""
+    if "Authorization" not in request_headers and "Proxy-Authorization" not in request_headers:
+        return False
+    challenges = response_headers.get_all("WWW-Authenticate") + response_headers.get_all("Proxy-Authenticate")
+    return not any("stale=true" in value.lower().replace(" ", "").replace('"', "") for value in challenges)

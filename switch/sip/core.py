@@ -8,6 +8,12 @@ Inside: server and client transactions (:mod:`switch.sip.transaction`), dialogs
 (:mod:`switch.sip.dialog`) and the automatic UAS answers: the rules of :func:`switch.sip.uas.check_request`,
 OPTIONS, 481 for an unknown dialog, 482 for a merged request, 500 for an out-of-order CSeq, CANCEL (200 and
 487), 400 for a malformed but routable request.  Responses are routed per RFC 3261 §18.2.2 and RFC 3581.
+
+Resource bounds (``bounds``, a ``switch.security.limits.ResourceBounds``): a new request beyond the
+transaction limits (in total or from its source address), or a new INVITE beyond the dialog limits, gets a
+stateless 503 with Retry-After; BYE and CANCEL, which free resources, are never refused.  Every request that
+carried credentials and is answered 401/407 without ``stale=true`` is reported to ``on_auth_failure`` with
+its source address (the transport blocks repeat offenders).
 """
 
 from __future__ import annotations
@@ -16,9 +22,11 @@ import heapq
 import itertools
 import secrets
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from switch.security.limits import ResourceBounds
+from switch.sip.auth import credentials_refused
 from switch.sip.dialog import Dialog, dialog_id, uri_destination, with_tag
 from switch.sip.errors import SipError, SipParseError
 from switch.sip.events import (
@@ -89,6 +97,7 @@ class CoreCounters:
     answered: int = 0  # automatic responses the core produced itself
     absorbed: int = 0  # retransmissions and ACKs eaten by transactions or dialogs
     dropped: int = 0  # unroutable garbage, stray responses, stray ACKs
+    refused: int = 0  # new requests answered 503 because a transaction or dialog limit was reached
 
 
 @dataclass(slots=True, eq=False)
@@ -112,6 +121,7 @@ class _Entry:
     dialog_id: str | None = None
     scheduled: float | None = None
     merged_key: tuple[str, str, int, str] | None = None
+    source_ip: str = ""  # server side: the address the request came from (not what its Via claims)
 
 
 def _new_tag() -> str:
@@ -126,6 +136,7 @@ def _bare_host(host: str) -> str:
 class _Route:
     top_via: str
     destination: Address
+    source_ip: str = ""
 
 
 def _route_response(via: Via, source: Address, transport: str, force_rport: bool) -> _Route:
@@ -144,7 +155,7 @@ def _route_response(via: Via, source: Address, transport: str, force_rport: bool
         dest = (_bare_host(via.params["maddr"] or ""), via.port or 5060)
     else:
         dest = (_bare_host(params.get("received") or via.host), via.port or 5060)
-    return _Route(str(stamped), dest)
+    return _Route(str(stamped), dest, host)
 
 
 def _restamp(headers: Headers, top_via: str) -> Headers:
@@ -188,6 +199,8 @@ class SipCore:
         self._out: list[Outgoing] = []
         self._heap: list[tuple[float, int, str]] = []
         self._ids = itertools.count(1)
+        self.bounds = ResourceBounds()
+        self.on_auth_failure: Callable[[str, float], object] | None = None
 
     # ----------------------------------------------------------------- transport side
 
@@ -291,6 +304,9 @@ class SipCore:
             self._send_response(entry, response, now)
         except TransactionStateError:
             return False
+        if response.status in (401, 407) and self.on_auth_failure is not None:
+            if credentials_refused(request.headers, headers):
+                self.on_auth_failure(entry.source_ip, now)
         if request.method == "INVITE" and 200 <= response.status < 300:
             self._on_invite_accepted(entry, response, to_tag)
         elif request.method == "BYE" and response.status >= 200 and entry.dialog_id is not None:
@@ -439,6 +455,13 @@ class SipCore:
             self._on_stray_ack(req, now)
             return
         route = _route_response(vias[0], source, transport, self.settings.force_rport)
+        new_dialog = req.method == "INVITE" and req.to.tag is None
+        if self.bounds.refuses(req.method, new_dialog, source[0], len(self._entries), len(self._dialogs)):
+            self.counters.refused += 1
+            response = make_response(req, 503)
+            response.headers.add("Retry-After", str(self.bounds.limits.retry_after))
+            self._send_stateless(response, source, transport, connection)
+            return
         s = self.settings
         rejection = check_request(
             req,
@@ -503,6 +526,8 @@ class SipCore:
             tx = ServerNonInviteTransaction(tx_id, self.settings.timers, reliable, now)
         entry = _Entry(tx, key, req, route.destination, transport, connection, True, route.top_via)
         entry.to_tag = _new_tag()
+        entry.source_ip = ip = route.source_ip
+        self.bounds.transaction_opened(ip)
         self._server[key] = entry
         self._entries[tx_id] = entry
         return entry
@@ -633,6 +658,7 @@ class SipCore:
             dialog.peer = entry.destination
             dialog.connection = entry.connection
             self._dialogs[did] = dialog
+            self.bounds.dialog_opened(did, entry.source_ip)
         extras = self._extras.setdefault(did, _DialogExtras())
         extras.invite = entry
         extras.pending_invite = entry.request.cseq.seq
@@ -640,6 +666,7 @@ class SipCore:
 
     def _end_dialog(self, did: str) -> None:
         self._dialogs.pop(did, None)
+        self.bounds.dialog_ended(did)
         extras = self._extras.get(did)
         if extras is not None and extras.invite is not None:
             # A BYE crossed the ACK of our 2xx: keep what matching that ACK needs, so it still stops
@@ -751,7 +778,8 @@ class SipCore:
         """Reschedule the entry's timer, or forget it once its transaction terminated."""
         tx = entry.tx
         if tx.state is TxState.TERMINATED:
-            self._entries.pop(tx.id, None)
+            if self._entries.pop(tx.id, None) is not None and entry.server:
+                self.bounds.transaction_closed(entry.source_ip)
             table = self._server if entry.server else self._client
             if table.get(entry.key) is entry:
                 del table[entry.key]

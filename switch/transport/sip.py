@@ -7,6 +7,9 @@ TCP connections are kept per peer address and reused for requests to contacts re
 Before any parsing, a ``SourceGuard`` (switch.security) rate-limits requests per source address, caps TCP
 connections per source and closes connections that stall mid-message or stay idle; datagrams larger than
 ``max_message_size`` get 413.
+The transport also hands the guard's transaction and dialog limits to the core, and blocks a source the
+core reports failing digest authentication too often (``--auth-fail-limit``): its TCP connections are
+closed and its requests dropped for ``--auth-block-seconds``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from switch.security.guard import SourceGuard, TcpSlot
+from switch.security.limits import CoreLimits
 from switch.sip.core import Outgoing, SipCore
 from switch.sip.errors import SipFramingError, SipParseError
 from switch.sip.events import Event
@@ -159,7 +163,16 @@ class SipTransport:
         self.core = core
         self.on_event = on_event
         self.egress_allowed = egress_allowed
-        self.guard = guard if guard is not None else SourceGuard(None)
+        self.guard = guard = guard if guard is not None else SourceGuard(None)
+        limits = guard.settings
+        core.bounds.limits = CoreLimits(
+            limits.max_transactions,
+            limits.max_transactions_per_source,
+            limits.max_dialogs,
+            limits.max_dialogs_per_source,
+        )
+        core.bounds.is_trusted = guard.trusted.__contains__
+        core.on_auth_failure = self._auth_failed
         self._sweeper: asyncio.TimerHandle | None = None
         self.loop = asyncio.get_running_loop()
         self.connections: dict[Address, TcpConnection] = {}
@@ -206,6 +219,20 @@ class SipTransport:
                 log.info("closing TCP connection from %s:%d: %s", *connection.peer, reason)
                 connection.close(abort=True)
         self._sweeper = self.loop.call_later(guard.settings.sweep_interval, self._sweep)
+
+    def _auth_failed(self, ip: str, _: float) -> None:
+        """The core saw a failed authentication from ``ip`` (its clock may differ: the loop's is used)."""
+        if not self.guard.auth_failed(ip, self.loop.time()):
+            return
+        log.warning(
+            "blocking %s for %g s after %d failed authentications",
+            ip,
+            self.guard.settings.auth_block_seconds,
+            self.guard.settings.auth_fail_limit,
+        )
+        for connection in list(self.connections.values()):
+            if connection.slot is not None and connection.slot.ip == ip:
+                self.loop.call_soon(connection.close)  # after the refusal now queued has been written
 
     def reject_oversized(self, data: bytes, source: Address) -> None:
         """Answer a datagram over ``max_message_size`` with 413 (a request) or drop it (anything else)."""
