@@ -48,7 +48,7 @@ class Settings:
     webhook_timeout: float = 15.0
     drain_timeout: float = 30.0
     max_calls: int = 0
-    media_workers: int = 0
+    media_workers: int = -1
     max_loop_lag: float = 0.0
     log_level: str = "INFO"
     trusted_sources: tuple[IPNetwork, ...] = ()
@@ -110,8 +110,8 @@ _HELP = {
     "webhook_timeout": "webhook whole-response timeout in seconds (default 15, as Twilio)",
     "drain_timeout": "on SIGTERM, how long calls in progress may go on (default 30)",
     "max_calls": "answer new INVITEs with 503 above this many calls (0 = no limit)",
-    "media_workers": "media engine processes: 0 in the switch process (default), N workers, -1 one per core "
-    "but one",
+    "media_workers": "media engine processes: N workers, 0 in the switch process, -1 one per core but one, "
+    "at least one (default)",
     "max_loop_lag": "answer new INVITEs with 503 while the event loop lags more than this many seconds "
     "(0 = off)",
     "log_level": "DEBUG, INFO, WARNING or ERROR (default INFO)",
