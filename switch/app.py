@@ -160,8 +160,8 @@ class StatusCallbackRouter:
 
 
 def media_engine_for(settings: Settings) -> MediaControl:
-    """In process with ``--media-workers 0`` (the default); otherwise that many worker processes
-    (-1: one per core but one, at least one)."""
+    """In process with ``--media-workers 0``; otherwise that many worker processes (-1, the default: one
+    per core but one, at least one)."""
     if settings.media_workers == 0:
         return MediaEngine(
             settings.host,
