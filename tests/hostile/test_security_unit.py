@@ -73,3 +73,46 @@ def test_settings_flow_from_switch_serve_flags() -> None:
     guard = guard_settings_from(settings)
     assert guard.rate == 5.0 and guard.tcp_max_per_source == 4
     assert [str(n) for n in guard.trusted] == ["127.0.0.77/32", "10.0.0.0/8"]
+
+
+def test_auth_failures_within_window_block_the_source() -> None:
+    guard = SourceGuard(
+        GuardSettings(rate=0.0, auth_fail_limit=3, auth_fail_window=10.0, auth_block_seconds=60.0)
+    )
+    assert [guard.auth_failed("10.0.0.1", t) for t in (0.0, 1.0)] == [False, False]
+    assert not guard.auth_failed("10.0.0.1", 11.5)  # the window restarted: one failure in this one
+    assert [guard.auth_failed("10.0.0.1", t) for t in (12.0, 13.0)] == [False, True]
+    # blocked even with rate limiting off: requests dropped, TCP refused, responses still pass
+    assert not guard.allow_datagram(b"REGISTER sip:x SIP/2.0\r\n", "10.0.0.1", 20.0)
+    assert not guard.tcp_open("10.0.0.1", 20.0)
+    assert guard.allow_datagram(b"SIP/2.0 200 OK\r\n", "10.0.0.1", 20.0)
+    assert guard.allow_datagram(b"REGISTER sip:x SIP/2.0\r\n", "10.0.0.2", 20.0)
+    assert guard.allow_datagram(b"REGISTER sip:x SIP/2.0\r\n", "10.0.0.1", 73.0)  # 13 + 60 s
+    assert (guard.counts.auth_failed, guard.counts.auth_blocked) == (5, 1)
+
+
+def test_auth_failures_trusted_or_disabled_never_block() -> None:
+    trusted = (ipaddress.ip_network("10.9.0.0/16"),)
+    guard = SourceGuard(GuardSettings(auth_fail_limit=2, trusted=trusted))
+    assert not any(guard.auth_failed("10.9.1.1", float(t)) for t in range(10))
+    off = SourceGuard(GuardSettings(auth_fail_limit=0))
+    assert not any(off.auth_failed("10.0.0.1", float(t)) for t in range(10))
+    assert not off.is_blocked("10.0.0.1", 10.0)
+
+
+def test_auth_failure_table_is_bounded() -> None:
+    guard = SourceGuard(GuardSettings(auth_fail_limit=5, auth_fail_window=1000.0))
+    guard.max_auth_sources = 100
+    for i in range(1000):
+        guard.auth_failed(f"10.2.{i // 256}.{i % 256}", float(i))
+    assert len(guard.auth_failures) <= 100
+
+
+def test_auth_settings_flow_from_flags() -> None:
+    settings = load_settings(
+        {"auth_fail_limit": "3", "auth_fail_window": "9", "auth_block_seconds": "42", "max_dialogs": "7"},
+        environ={},
+    )
+    guard = guard_settings_from(settings)
+    assert (guard.auth_fail_limit, guard.auth_fail_window, guard.auth_block_seconds) == (3, 9.0, 42.0)
+    assert (guard.max_dialogs, guard.max_transactions) == (7, 50000)
