@@ -48,14 +48,10 @@ import itertools
 import logging
 import multiprocessing
 import os
-import pickle
-import select
-import socket
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
@@ -69,7 +65,6 @@ from switch.media.engine import (
     PTIMES,
     ChannelStats,
     EgressDenied,
-    MediaEngine,
     MediaError,
     UnknownChannel,
 )
@@ -77,6 +72,8 @@ from switch.media.jitter import JitterStats
 from switch.media.recorder import RecordingResult
 from switch.media.rtcp import RtcpStats
 from switch.media.wideband import OPUS, WIDEBAND
+from switch.media.worker_link import Link
+from switch.media.worker_process import worker_main
 
 __all__ = ["WorkerMediaEngine", "allow_any_egress", "default_worker_count", "split_port_range"]
 
@@ -111,237 +108,6 @@ def split_port_range(port_range: tuple[int, int], parts: int) -> list[tuple[int,
     return out
 
 
-# -- the link: framed pickles over the pipe's socket, never blocking the event loop ---------------------
-
-_LENGTH = 4
-
-
-class _Link:
-    """One end of a worker pipe: ``send`` queues and writes what the socket takes (the rest when it is
-    writable again); complete messages read go to ``on_message``, the end of the stream to ``on_eof``.
-    (``multiprocessing.Connection`` cannot be used from the loop: uvloop makes a watched fd non-blocking
-    and its ``send`` then fails with EAGAIN on a full pipe.)"""
-
-    def __init__(
-        self,
-        conn: Connection,
-        loop: asyncio.AbstractEventLoop,
-        on_message: Callable[[tuple[Any, ...]], None],
-        on_eof: Callable[[], None],
-    ) -> None:
-        self.sock = socket.socket(fileno=os.dup(conn.fileno()))
-        conn.close()
-        self.sock.setblocking(False)
-        self.fd = self.sock.fileno()
-        self._loop = loop
-        self._on_message = on_message
-        self._on_eof = on_eof
-        self._out = bytearray()
-        self._in = bytearray()
-        self._writing = False
-        self.open = True
-        loop.add_reader(self.fd, self._readable)
-
-    def send(self, message: tuple[Any, ...]) -> None:
-        """Queue ``message``; everything queued in one loop iteration leaves in one write, so the
-        commands of one call-control step reach the worker together (between two of its ticks)."""
-        data = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
-        flush = not self._out
-        self._out += len(data).to_bytes(_LENGTH, "big")
-        self._out += data
-        if flush and self.open:
-            self._loop.call_soon(self._flush)
-
-    def _flush(self) -> None:
-        if self._writing or not self.open:
-            return
-        self._writable()
-        if self._out:
-            self._writing = True
-            self._loop.add_writer(self.fd, self._writable)
-
-    def _writable(self) -> None:
-        if not self._out:
-            return
-        try:
-            sent = self.sock.send(self._out)
-        except BlockingIOError:
-            return
-        except OSError:
-            sent = len(self._out)  # the other end is gone: the reader sees the EOF
-        del self._out[:sent]
-        if not self._out and self._writing:
-            self._writing = False
-            self._loop.remove_writer(self.fd)
-
-    def _readable(self) -> None:
-        try:
-            data = self.sock.recv(1 << 20)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            data = b""
-        if not data:
-            self.close()
-            self._on_eof()
-            return
-        buffer = self._in
-        buffer += data
-        start = 0
-        while len(buffer) - start >= _LENGTH:
-            size = int.from_bytes(buffer[start : start + _LENGTH], "big")
-            end = start + _LENGTH + size
-            if len(buffer) < end:
-                break
-            message = pickle.loads(buffer[start + _LENGTH : end])
-            start = end
-            self._on_message(message)
-            if not self.open:
-                return
-        del buffer[:start]
-
-    def wait(self, done: Callable[[], bool]) -> None:
-        """Block (outside the loop's reader) until ``done()``: flush what is queued, then read."""
-        while self.open and not done():
-            writing = [self.fd] if self._out else []
-            readable, writable, _ = select.select([self.fd], writing, [], 1.0)
-            if writable:
-                self._writable()
-            if readable:
-                self._readable()
-
-    def close(self) -> None:
-        if self.open:
-            self.open = False
-            self._loop.remove_reader(self.fd)
-            if self._writing:
-                self._loop.remove_writer(self.fd)
-            self.sock.close()
-
-
-# -- the worker process ---------------------------------------------------------------------------------
-
-
-def _worker_main(
-    conn: Connection,
-    host: str,
-    port_range: tuple[int, int],
-    egress_allowed: Callable[[str], bool],
-    rtp_timeout: float,
-    rtcp_interval: float,
-) -> None:
-    logging.basicConfig(level=logging.WARNING)
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency
-        asyncio.run(_worker(conn, host, port_range, egress_allowed, rtp_timeout, rtcp_interval))
-    else:
-        uvloop.run(_worker(conn, host, port_range, egress_allowed, rtp_timeout, rtcp_interval))
-
-
-async def _worker(
-    conn: Connection,
-    host: str,
-    port_range: tuple[int, int],
-    egress_allowed: Callable[[str], bool],
-    rtp_timeout: float,
-    rtcp_interval: float,
-) -> None:
-    loop = asyncio.get_running_loop()
-    engine = MediaEngine(
-        host, port_range, egress_allowed=egress_allowed, rtp_timeout=rtp_timeout, rtcp_interval=rtcp_interval
-    )
-    await engine.start()
-    cache: dict[bytes, NDArray[np.int16]] = {}
-    stopping: asyncio.Future[int] = loop.create_future()
-    tasks: set[asyncio.Task[None]] = set()
-
-    def gone() -> None:
-        if not stopping.done():
-            stopping.set_result(-1)
-
-    def receive(message: tuple[Any, ...]) -> None:
-        try:
-            handle(message)
-        except Exception as exc:  # a bad command must not stop the worker's other calls
-            rid = message[1] if message[0] not in ("call", "pcm", "forget") else None
-            if isinstance(rid, int):
-                known = isinstance(exc, MediaError | ValueError)
-                send(("err", rid, exc if known else MediaError(repr(exc))))
-            else:
-                send(("log", f"{message[0]} {message[1]!r}: {exc!r}"))
-
-    link = _Link(conn, loop, receive, gone)
-    send = link.send
-    engine.on_dtmf = lambda channel, digit, source: send(("dtmf", channel, digit, source))
-    engine.on_rtp_timeout = lambda channel: send(("timeout", channel))
-
-    def answer(rid: int, future: asyncio.Future[Any]) -> None:
-        def done(f: asyncio.Future[Any]) -> None:
-            if f.cancelled():
-                send(("err", rid, MediaError("cancelled")))
-            elif f.exception() is not None:
-                send(("err", rid, f.exception()))
-            else:
-                send(("ok", rid, f.result()))
-
-        future.add_done_callback(done)
-
-    def run(rid: int, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-        answer(rid, task)
-
-    async def create() -> tuple[int, int]:
-        channel = await engine.create_channel()
-        return channel, engine.local_port(channel)
-
-    async def value(result: Any) -> Any:
-        return result
-
-    def handle(message: tuple[Any, ...]) -> None:
-        kind = message[0]
-        if kind == "call":
-            _, name, args, kwargs = message
-            getattr(engine, name)(*args, **kwargs)
-        elif kind == "pcm":
-            cache[message[1]] = np.frombuffer(message[2], np.int16)
-        elif kind == "forget":
-            cache.pop(message[1], None)
-        elif kind == "play":
-            _, rid, channel, key, count = message
-            answer(rid, engine.play(channel, cache[key], count))
-        elif kind == "dtmf":
-            _, rid, channel, digits, duration = message
-            answer(rid, engine.send_dtmf(channel, digits, duration_ms=duration))
-        elif kind == "record":
-            _, rid, channel, path, options = message
-            answer(rid, engine.record(channel, path, **options))
-        elif kind == "create":
-            run(message[1], create())
-        elif kind == "close":
-            run(message[1], engine.close_channel(message[2]))
-        elif kind == "stats":
-            run(message[1], value(engine.stats(message[2])))
-        elif kind == "jitter":
-            run(message[1], value(engine.jitter_stats(message[2])))
-        elif kind == "rtcp":
-            run(message[1], value(engine.rtcp_stats(message[2])))
-        elif kind == "ticks":
-            run(message[1], engine.wait_ticks(message[2]))
-        elif kind == "stop" and not stopping.done():
-            stopping.set_result(message[1])
-
-    send(("ready", os.getpid()))
-    rid = await stopping
-    await engine.stop()
-    if rid >= 0:
-        send(("ok", rid, None))
-        link.wait(lambda: not link._out)
-    link.close()
-
-
 # -- the parent side ------------------------------------------------------------------------------------
 
 
@@ -349,7 +115,7 @@ async def _worker(
 class _Worker:
     index: int
     process: BaseProcess
-    link: _Link | None = None
+    link: Link | None = None
     channels: int = 0
     pending: dict[int, asyncio.Future[Any]] = field(default_factory=dict)
     locals: dict[int, int] = field(default_factory=dict)
@@ -423,7 +189,7 @@ class WorkerMediaEngine:
         for index, ports in enumerate(self._ranges):
             parent, child = ctx.Pipe()
             process = ctx.Process(
-                target=_worker_main,
+                target=worker_main,
                 args=(child, self.host, ports, self._egress_allowed, self._rtp_timeout, self._rtcp_interval),
                 name=f"media-worker-{index}",
                 daemon=True,
@@ -431,7 +197,7 @@ class WorkerMediaEngine:
             process.start()
             child.close()
             worker = _Worker(index, process)
-            worker.link = _Link(
+            worker.link = Link(
                 parent, loop, functools.partial(self._handle, worker), functools.partial(self._gone, worker)
             )
             future: asyncio.Future[Any] = loop.create_future()

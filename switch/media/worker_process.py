@@ -1,0 +1,140 @@
+"""The child side of ``--media-workers``: one :class:`~switch.media.engine.MediaEngine` in a spawned process,
+driven by the commands of :mod:`switch.media.workers` over a :class:`~switch.media.worker_link.Link` (the
+message table is in that module's docstring)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from switch.media.engine import MediaEngine, MediaError
+from switch.media.worker_link import Link
+
+__all__ = ["worker_main"]
+
+
+def worker_main(
+    conn: Connection,
+    host: str,
+    port_range: tuple[int, int],
+    egress_allowed: Callable[[str], bool],
+    rtp_timeout: float,
+    rtcp_interval: float,
+) -> None:
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency
+        asyncio.run(_worker(conn, host, port_range, egress_allowed, rtp_timeout, rtcp_interval))
+    else:
+        uvloop.run(_worker(conn, host, port_range, egress_allowed, rtp_timeout, rtcp_interval))
+
+
+async def _worker(
+    conn: Connection,
+    host: str,
+    port_range: tuple[int, int],
+    egress_allowed: Callable[[str], bool],
+    rtp_timeout: float,
+    rtcp_interval: float,
+) -> None:
+    loop = asyncio.get_running_loop()
+    engine = MediaEngine(
+        host, port_range, egress_allowed=egress_allowed, rtp_timeout=rtp_timeout, rtcp_interval=rtcp_interval
+    )
+    await engine.start()
+    cache: dict[bytes, NDArray[np.int16]] = {}
+    stopping: asyncio.Future[int] = loop.create_future()
+    tasks: set[asyncio.Task[None]] = set()
+
+    def gone() -> None:
+        if not stopping.done():
+            stopping.set_result(-1)
+
+    def receive(message: tuple[Any, ...]) -> None:
+        try:
+            handle(message)
+        except Exception as exc:  # a bad command must not stop the worker's other calls
+            rid = message[1] if message[0] not in ("call", "pcm", "forget") else None
+            if isinstance(rid, int):
+                known = isinstance(exc, MediaError | ValueError)
+                send(("err", rid, exc if known else MediaError(repr(exc))))
+            else:
+                send(("log", f"{message[0]} {message[1]!r}: {exc!r}"))
+
+    link = Link(conn, loop, receive, gone)
+    send = link.send
+    engine.on_dtmf = lambda channel, digit, source: send(("dtmf", channel, digit, source))
+    engine.on_rtp_timeout = lambda channel: send(("timeout", channel))
+
+    def answer(rid: int, future: asyncio.Future[Any]) -> None:
+        def done(f: asyncio.Future[Any]) -> None:
+            if f.cancelled():
+                send(("err", rid, MediaError("cancelled")))
+            elif f.exception() is not None:
+                send(("err", rid, f.exception()))
+            else:
+                send(("ok", rid, f.result()))
+
+        future.add_done_callback(done)
+
+    def run(rid: int, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        answer(rid, task)
+
+    async def create() -> tuple[int, int]:
+        channel = await engine.create_channel()
+        return channel, engine.local_port(channel)
+
+    async def value(result: Any) -> Any:
+        return result
+
+    def handle(message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind == "call":
+            _, name, args, kwargs = message
+            getattr(engine, name)(*args, **kwargs)
+        elif kind == "pcm":
+            cache[message[1]] = np.frombuffer(message[2], np.int16)
+        elif kind == "forget":
+            cache.pop(message[1], None)
+        elif kind == "play":
+            _, rid, channel, key, count = message
+            answer(rid, engine.play(channel, cache[key], count))
+        elif kind == "dtmf":
+            _, rid, channel, digits, duration = message
+            answer(rid, engine.send_dtmf(channel, digits, duration_ms=duration))
+        elif kind == "record":
+            _, rid, channel, path, options = message
+            answer(rid, engine.record(channel, path, **options))
+        elif kind == "create":
+            run(message[1], create())
+        elif kind == "close":
+            run(message[1], engine.close_channel(message[2]))
+        elif kind == "stats":
+            run(message[1], value(engine.stats(message[2])))
+        elif kind == "jitter":
+            run(message[1], value(engine.jitter_stats(message[2])))
+        elif kind == "rtcp":
+            run(message[1], value(engine.rtcp_stats(message[2])))
+        elif kind == "ticks":
+            run(message[1], engine.wait_ticks(message[2]))
+        elif kind == "stop" and not stopping.done():
+            stopping.set_result(message[1])
+
+    send(("ready", os.getpid()))
+    rid = await stopping
+    await engine.stop()
+    if rid >= 0:
+        send(("ok", rid, None))
+        link.wait(lambda: not link._out)
+    link.close()
