@@ -8,6 +8,7 @@ import asyncio
 import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import pytest
@@ -31,7 +32,7 @@ def loopback_only(ip: str) -> bool:
     return ip.startswith("127.")
 
 
-class Engine(MediaControl):
+class Engine(MediaControl, Protocol):
     """What these tests use of either engine."""
 
     def stats(self, channel: int) -> ChannelStats: ...
