@@ -297,7 +297,8 @@ class InboundCall(Call):
             # RFC 3261 §15: no BYE on a dialog until the ACK for our 2xx has come (or its transaction
             # gave up). An application that hangs up at once would otherwise race the caller's ACK.
             try:
-                await asyncio.wait_for(self.acked.wait(), ACK_WAIT)
+                async with asyncio.timeout(ACK_WAIT):  # a timer, not a task as wait_for makes
+                    await self.acked.wait()
             except TimeoutError:
                 log.info("no ACK within %.1f s CallSid=%s: sending BYE anyway", ACK_WAIT, self.sid)
         await super().hangup()

@@ -206,6 +206,11 @@ class CallManager:
         generation = call.app_generation
         self._spawn(self._run_application(call, generation, url, method, twiml))
 
+    async def _run_first_application(self, call: Call, url: str) -> None:
+        """The first application of a new inbound call, in the task that set the call up (no new task)."""
+        call.app_generation += 1
+        await self._run_application(call, call.app_generation, url, "POST", None)
+
     async def _run_application(
         self, call: Call, generation: int, url: str, method: str, twiml: bytes | None
     ) -> None:
@@ -321,20 +326,29 @@ class CallManager:
             user = result.user
         called = request.uri.user if isinstance(request.uri, SipURI) else ""
         route = self.dialplan.route_for(called or "", authenticated=user is not None)
-        self._spawn(self._answer_every_invite(event, self._start_inbound(event, offer, route, user)))
+        self._spawn(self._inbound(event, offer, route, user))
 
-    async def _answer_every_invite(self, event: RequestReceived, start: Awaitable[None]) -> None:
-        """Whatever goes wrong while a call starts, its INVITE gets a final response: an unanswered
+    async def _inbound(
+        self, event: RequestReceived, offer: SessionDescription, route: Route | None, user: str | None
+    ) -> None:
+        """One task per inbound call: set it up, then run its first application.
+
+        Whatever goes wrong while the call starts, its INVITE gets a final response: an unanswered
         INVITE server transaction has no timer (RFC 3261) and would hold its request for ever."""
         try:
-            await start
+            call = await self._start_inbound(event, offer, route, user)
         except Exception:
             log.exception("call set-up failed for SipCallId=%s", event.request.call_id)
             self.respond(event, make_response(event.request, 500))
+            return
+        if call is not None:
+            await self._run_first_application(call, route.twiml if route is not None else self.app_url)
 
     async def _start_inbound(
         self, event: RequestReceived, offer: SessionDescription, route: Route | None, user: str | None
-    ) -> None:
+    ) -> InboundCall | None:
+        """The call with its media channel and SDP answer, announced initiated and ringing (None when it
+        was refused: 503 without a channel, 488 without a common codec)."""
         request = event.request
         try:
             channel = await self.media.create_channel()
@@ -343,7 +357,7 @@ class CallManager:
             response = make_response(request, 503)
             response.headers.add("Retry-After", "5")
             self.respond(event, response)
-            return
+            return None
         try:
             answer = negotiate(
                 offer,
@@ -356,7 +370,7 @@ class CallManager:
         except NoCommonCodec:
             await self._close_channel(channel)
             self.respond(event, make_response(request, 488))
-            return
+            return None
         call = InboundCall(self, event, channel, answer)
         call.user = user
         if route is not None and route.fallback:
@@ -375,7 +389,7 @@ class CallManager:
         call.status = "queued"  # an inbound call is announced as initiated, then ringing, as on Twilio
         self.set_status(call, "initiated")
         self.set_status(call, "ringing")
-        self.start_application(call, route.twiml if route is not None else self.app_url)
+        return call
 
     def _on_in_dialog(self, event: RequestReceived) -> None:
         request = event.request
