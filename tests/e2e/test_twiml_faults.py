@@ -61,6 +61,11 @@ FAULTS: dict[str, int] = {
     "dies-mid-call": 11205,  # the Gather action goes to a server stopped meanwhile
     "fallback-500": 11200,  # ... and its FallbackUrl answers
 }
+STILL_HERE = "The call goes on after the audio that could not be played."
+PLAYLIST = "play-playlist"
+"""A caller whose <Play> URLs answer an HLS playlist and an ffconcat list naming other resources: neither
+is opened (no request for the segment), each is warning 12300, and the call goes on."""
+USERS = (*FAULTS, PLAYLIST)
 
 
 @functools.cache
@@ -154,6 +159,14 @@ def serve(server: TwimlServer, mid: TwimlServer) -> None:
     fallback = VoiceResponse()
     fallback.say(FALLBACK_TEXT)
     server.route("/fallback", str(fallback))
+    server.on_user(
+        PLAYLIST,
+        f"<Response><Play>/playlist.mp3</Play><Play>/list.wav</Play><Say>{STILL_HERE}</Say></Response>",
+    )
+    hls = f"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\n{server.url('/segment.ts')}\n#EXT-X-ENDLIST\n"
+    server.route("/playlist.mp3", Reply(hls, content_type="audio/mpeg"))
+    server.route("/list.wav", Reply("ffconcat version 1.0\nfile /etc/hostname\n", content_type="audio/wav"))
+    server.route("/segment.ts", Reply("", content_type="audio/mpeg"))
     mid.dispatch_by_to("/voice")
     first = VoiceResponse()
     gather = Gather(action="/after", timeout=2, action_on_empty_result=True)
@@ -182,7 +195,7 @@ def notifications(database: Path) -> list[tuple[str, int, str, str]]:
 @pytest.fixture(scope="module")
 def faults(sipp_path: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faults]:
     folder = tmp_path_factory.mktemp("twiml-faults")
-    tts(APPLICATION_ERROR), tts(FALLBACK_TEXT)  # rendered before the calls, off their clock
+    tts(APPLICATION_ERROR), tts(FALLBACK_TEXT), tts(STILL_HERE)  # rendered before the calls, off their clock
     with TwimlServer() as server:
         mid = TwimlServer().start()
         try:
@@ -199,9 +212,9 @@ def faults(sipp_path: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
                 ],
             )  # fmt: skip
             try:
-                with ThreadPoolExecutor(len(FAULTS) + 1) as pool:
+                with ThreadPoolExecutor(len(USERS) + 1) as pool:
                     stopper = pool.submit(stop_after_first_request, mid)
-                    futures = {user: pool.submit(listen, switch, user) for user in FAULTS}
+                    futures = {user: pool.submit(listen, switch, user) for user in USERS}
                     heard = {user: future.result() for user, future in futures.items()}
                     stopped = stopper.result()
                 calls = rest_calls(switch)
@@ -226,7 +239,7 @@ def assert_heard(faults: Faults, user: str, text: str) -> None:
     assert match.overlap >= 0.9 * reference.size, (user, match)
 
 
-@pytest.mark.parametrize("user", sorted(FAULTS))
+@pytest.mark.parametrize("user", sorted(USERS))
 def test_the_switch_hangs_up_with_bye(faults: Faults, user: str) -> None:
     assert faults.heard[user].result.ok, why(faults, user)
 
@@ -292,8 +305,25 @@ def test_the_mid_call_application_got_its_first_request_only(faults: Faults) -> 
     assert faults.mid_server.requests()[0].params["CallSid"] == faults.calls["dies-mid-call"]["sid"]
 
 
+def test_play_never_opens_what_a_playlist_names(faults: Faults) -> None:
+    sid = faults.calls[PLAYLIST]["sid"]
+    assert len(faults.server.requests(path="/voice", user=PLAYLIST)) == 1
+    assert (
+        len(faults.server.requests(path="/playlist.mp3"))
+        == len(faults.server.requests(path="/list.wav"))
+        == 1
+    )
+    assert not faults.server.requests(path="/segment.ts")
+    kept = [(code, url) for call_sid, code, _, url in faults.notifications if call_sid == sid]
+    assert kept == [(12300, faults.server.url("/playlist.mp3")), (12300, faults.server.url("/list.wav"))], (
+        kept
+    )
+    assert len(faults.switch.log_lines(f"TwiML warning 12300 (call {sid})")) == 2
+    assert_heard(faults, PLAYLIST, STILL_HERE)
+
+
 def test_no_call_is_left_behind(faults: Faults) -> None:
-    assert set(faults.calls) == set(FAULTS), faults.calls
+    assert set(faults.calls) == set(USERS), faults.calls
     statuses = {user: call["status"] for user, call in faults.calls.items()}
     assert set(statuses.values()) == {"completed"}, statuses
     active = re.search(r"^switch_active_calls (\S+)$", faults.metrics, re.M)
