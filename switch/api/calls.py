@@ -17,7 +17,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from multidict import MultiDictProxy
 
+from switch.api.answer import AnswerPlan
 from switch.api.context import ApiContext, account_of, context_of, form_of
 from switch.api.errors import ApiError, invalid, not_found
 from switch.api.records import record_of
@@ -29,6 +31,7 @@ STATUSES = frozenset(
 )
 CALLBACK_EVENTS = frozenset({"initiated", "ringing", "answered", "completed"})
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DIGITS = re.compile(r"^[0-9*#A-DwW]*$")
 DAY = 86400.0
 
 
@@ -41,7 +44,7 @@ def valid_url(url: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
-def _method(form: Mapping[str, str], name: str) -> str:
+def method_of(form: Mapping[str, str], name: str) -> str:
     value = (form.get(name) or "POST").upper()
     if value not in ("GET", "POST"):
         raise invalid(name, "must be GET or POST")
@@ -109,6 +112,41 @@ def json_response(body: dict[str, Any], status: int = 200) -> web.Response:
     return web.json_response(body, status=status)
 
 
+def _flag(form: Mapping[str, str], name: str) -> bool:
+    value = (form.get(name) or "false").strip().lower()
+    if value not in ("true", "false"):
+        raise invalid(name, "must be true or false")
+    return value == "true"
+
+
+def answer_plan(form: MultiDictProxy[str]) -> AnswerPlan:
+    """Record, SendDigits and RecordingStatusCallback(Method, Event) of a created call."""
+    digits = form.get("SendDigits", "").strip()
+    if not _DIGITS.match(digits):
+        raise invalid("SendDigits", "only 0-9, *, #, A-D, w and W")
+    callback = form.get("RecordingStatusCallback") or None
+    if callback is not None and not valid_url(callback):
+        raise ApiError(21205, f"RecordingStatusCallback is not a valid URL: {callback}")
+    events = [e for value in form.getall("RecordingStatusCallbackEvent", []) for e in value.split()]
+    return AnswerPlan(
+        send_digits=digits,
+        record=_flag(form, "Record"),
+        recording_status_callback=callback,
+        recording_status_callback_method=method_of(form, "RecordingStatusCallbackMethod"),
+        recording_status_callback_event=tuple(events) or ("completed",),
+    )
+
+
+def client_contact(context: ApiContext, to: str) -> str:
+    """``client:alice``: the SIP URI where alice is registered (over UDP); ValueError-free: 21211 when
+    she is not."""
+    user = to.removeprefix("client:").strip()
+    for binding in context.service.registrar.contacts(user, context.clock()):
+        if binding.transport.upper() == "UDP":
+            return binding.contact
+    raise ApiError(21211, f"Invalid 'To': {to} is not registered (over UDP)")
+
+
 async def create_call(request: web.Request) -> web.Response:
     context = context_of(request)
     account_of(request)
@@ -140,21 +178,27 @@ async def create_call(request: web.Request) -> web.Response:
         timeout = min(600, max(1, int(timeout_text)))
     except ValueError:
         raise invalid("Timeout", f"{timeout_text!r} is not an integer") from None
+    plan = answer_plan(form)
+    target = client_contact(context, to) if to.startswith("client:") else to
     try:
         call = await context.service.originate(
-            to=to,
+            to=target,
             from_=from_,
             url=url,
             twiml=twiml,
-            method=_method(form, "Method"),
+            method=method_of(form, "Method"),
             fallback_url=fallback_url,
             status_callback=status_callback,
             status_callback_event=tuple(events) or ("completed",),
-            status_callback_method=_method(form, "StatusCallbackMethod"),
+            status_callback_method=method_of(form, "StatusCallbackMethod"),
             timeout=timeout,
         )
     except ValueError as exc:
         raise ApiError(21211, f"Invalid 'To' Phone Number: {to} ({exc})") from None
+    if target != to:
+        call.to = to  # as Twilio shows it: client:alice
+    if plan.record or plan.send_digits:
+        context.answers.plan(call.sid, plan)
     # Shown as created: queued, whatever the call has reached since.
     return json_response(call_json(record_of(call, "queued", now=context.clock())), status=201)
 
@@ -259,7 +303,7 @@ async def update_call(request: web.Request) -> web.Response:
         if twiml is None and url is not None and not valid_url(url):
             raise ApiError(21205, f"Url is not a valid URL: {url}")
         try:
-            await context.service.redirect(call, url=url, twiml=twiml, method=_method(form, "Method"))
+            await context.service.redirect(call, url=url, twiml=twiml, method=method_of(form, "Method"))
         except ValueError:
             raise ApiError(21220, "Call is not in-progress. Cannot redirect.") from None
     else:

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qsl
 
 from aiohttp import web
 from multidict import MultiDict, MultiDictProxy
 
+from switch.api.answer import AnswerActions
 from switch.api.errors import ApiError
-from switch.api.records import CallRecords
+from switch.api.records import CallRecords, ConferenceRecords
 from switch.calls.service import CallService
 from switch.store.base import Store
 
@@ -30,6 +31,15 @@ class ApiContext:
     """How long an update with Status=completed|canceled waits for the call to end before answering."""
     public_recordings: bool = True
     """Recording media without credentials, as on Twilio (``--recordings-auth`` turns it off)."""
+    conferences: ConferenceRecords = field(init=False)
+    answers: AnswerActions = field(init=False)
+    """Record=true and SendDigits of created calls, done when they are answered."""
+
+    def __post_init__(self) -> None:
+        self.conferences = ConferenceRecords(self.store, self.account_sid)
+        self.answers = AnswerActions(
+            self.store, self.account_sid, self.auth_token, self.data_dir / "recordings"
+        )
 
 
 CONTEXT = web.AppKey("context", ApiContext)

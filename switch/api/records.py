@@ -14,8 +14,9 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from switch.calls.conferences import Conference, Member
 from switch.store.base import Store
-from switch.store.records import CallRecord
+from switch.store.records import CallRecord, ConferenceRecord, ParticipantRecord
 
 
 class CallLike(Protocol):
@@ -111,3 +112,66 @@ class CallRecords:
                 future.add_done_callback(lambda _: listener(call, status))
 
         return wrapped
+
+
+class ConferenceRecords:
+    """Keeps conferences and their participants in the store: a `ConferenceManager` listener.
+
+    Also remembers the participants the API dialled that have not joined yet (status ``queued``), and
+    which rooms the API ended (their ``reason_conference_ended``).
+    """
+
+    def __init__(self, store: Store, account_sid: str) -> None:
+        self.store = store
+        self.account_sid = account_sid
+        self.pending: dict[str, ParticipantRecord] = {}
+        """Participants created through the API, by CallSid, until they join or their call ends."""
+        self.ended_by_api: set[str] = set()
+
+    def on_event(self, room: Conference, event: str, member: Member | None) -> None:
+        account_sid = room.account_sid or self.account_sid
+        reason: str | None = None
+        if room.status == "completed":
+            if room.sid in self.ended_by_api:
+                reason = "conference-ended-via-api"
+            elif room.members:
+                reason = "participant-with-end-conference-on-exit-left"
+            else:
+                reason = "last-participant-left"
+        self.store.save_conference(
+            ConferenceRecord(
+                room.sid,
+                account_sid,
+                room.name,
+                room.status,
+                room.created_at,
+                room.updated_at,
+                reason_conference_ended=reason,
+            )
+        )
+        if event == "conference-end":
+            self.ended_by_api.discard(room.sid)
+        if member is not None:
+            self.pending.pop(member.call.sid, None)
+            status = "complete" if event == "participant-leave" else "connected"
+            self.store.save_participant(participant_of(room, member, status, account_sid))
+
+    def on_status(self, call: CallLike, status: str) -> None:
+        """A call-service listener: a dialled participant whose call ended without joining is forgotten."""
+        if status in FINAL and self.pending:
+            self.pending.pop(call.sid, None)
+
+
+def participant_of(room: Conference, member: Member, status: str, account_sid: str) -> ParticipantRecord:
+    return ParticipantRecord(
+        conference_sid=room.sid,
+        call_sid=member.call.sid,
+        account_sid=account_sid,
+        status=status,
+        muted=member.muted,
+        hold=member.hold,
+        start_conference_on_enter=member.start_on_enter,
+        end_conference_on_exit=member.end_on_exit,
+        date_created=member.joined_at,
+        date_updated=room.updated_at,
+    )

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from switch.api import calls, resources
+from switch.api import calls, conferences, queues, resources
 from switch.api.auth import credentials_match
 from switch.api.context import CONTEXT, ApiContext
 from switch.api.errors import ApiError, error_body
@@ -90,6 +90,8 @@ def create_app(context: ApiContext, metrics: MetricsSource | None = None) -> web
         app.router.add_get("/metrics", serve_metrics)
     calls.add_routes(app, PREFIX)
     resources.add_routes(app, PREFIX)
+    queues.add_routes(app, PREFIX)
+    conferences.add_routes(app, PREFIX)
     return app
 
 
@@ -119,6 +121,9 @@ class ApiServer:
         self._runner: web.AppRunner | None = None
         self.records = records
         service.add_listener(records.on_status)
+        service.add_listener(self.context.answers.on_status)
+        service.add_listener(self.context.conferences.on_status)
+        service.conferences.add_listener(self.context.conferences.on_event)
 
     @property
     def bound_port(self) -> int:
@@ -135,14 +140,17 @@ class ApiServer:
         ended = await self.context.store.end_unfinished_calls()
         if ended:
             log.warning("%d calls of an earlier run had no end (a crash?): recorded as ended", ended)
+        await queues.load_queues(self.context)
         self._runner = web.AppRunner(
             create_app(self.context, self.metrics), access_log=None, handle_signals=False
         )
         await self._runner.setup()
         await web.TCPSite(self._runner, self.host, self.port, reuse_address=True).start()
+        self.context.answers.base_url = f"http://{self.host}:{self.bound_port}"
         log.info("REST API on http://%s:%d/2010-04-01/", self.host, self.bound_port)
 
     async def stop(self) -> None:
+        await self.context.answers.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

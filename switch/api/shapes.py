@@ -15,7 +15,14 @@ from typing import Any
 from urllib.parse import urlencode
 
 from switch.api.errors import invalid
-from switch.store.records import CallRecord, ConferenceRecord, QueueMemberRecord, QueueRecord, RecordingRecord
+from switch.store.records import (
+    CallRecord,
+    ConferenceRecord,
+    ParticipantRecord,
+    QueueMemberRecord,
+    QueueRecord,
+    RecordingRecord,
+)
 
 API_VERSION = "2010-04-01"
 DEFAULT_PAGE_SIZE = 50
@@ -139,6 +146,27 @@ def conference_json(record: ConferenceRecord) -> dict[str, Any]:
             "recordings": f"{base}/Recordings.json",
         },
         "uri": f"{base}.json",
+    }
+
+
+def participant_json(record: ParticipantRecord) -> dict[str, Any]:
+    base = f"{account_path(record.account_sid)}/Conferences/{record.conference_sid}/Participants"
+    return {
+        "account_sid": record.account_sid,
+        "call_sid": record.call_sid,
+        "call_sid_to_coach": None,
+        "coaching": False,
+        "conference_sid": record.conference_sid,
+        "date_created": rfc2822(record.date_created),
+        "date_updated": rfc2822(record.date_updated),
+        "end_conference_on_exit": record.end_conference_on_exit,
+        "hold": record.hold,
+        "label": record.label,
+        "muted": record.muted,
+        "queue_time": None,
+        "start_conference_on_enter": record.start_conference_on_enter,
+        "status": record.status,
+        "uri": f"{base}/{record.call_sid}.json",
     }
 
 

@@ -6,11 +6,20 @@ from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from switch.calls.call import Call
+from switch.calls.conferences import ConferenceManager
+from switch.calls.queues import QueueManager
+from switch.calls.registrar import Registrar
 
 
 class CallService(Protocol):
     calls: dict[str, Call]
     """Live calls by CallSid."""
+    queues: QueueManager
+    """The live queues (``<Enqueue>``), by name."""
+    conferences: ConferenceManager
+    """The live conference rooms (``<Dial><Conference>``)."""
+    registrar: Registrar
+    """Where registered users are (``To=client:alice``)."""
 
     def add_listener(self, callback: Callable[[Call, str], None]) -> None:
         """``callback(call, status)`` on every status change: queued, initiated, ringing, in-progress,

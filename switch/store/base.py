@@ -21,7 +21,8 @@ Who writes what:
   source="RecordVerb"))`` once the WAV file is complete. The REST API serves the file at
   ``/2010-04-01/Accounts/{AC}/Recordings/{RE}.wav`` (and ``.mp3``, encoded on first request).
 - Queues and members: queue control calls ``save_queue_member`` / ``remove_queue_member``.
-- Conferences: conference control calls ``save_conference`` on each change.
+- Conferences and participants: the REST API listens to conference control and calls ``save_conference``
+  and ``save_participant`` on each change.
 - Webhook errors: the TwiML layer calls ``add_notification``.
 """
 
@@ -35,6 +36,7 @@ from switch.store.records import (
     CallRecord,
     ConferenceRecord,
     NotificationRecord,
+    ParticipantRecord,
     QueueMemberRecord,
     QueueRecord,
     RecordingRecord,
@@ -117,6 +119,14 @@ class Store(Protocol):
     async def list_conferences(
         self, account_sid: str, *, status: str | None, friendly_name: str | None, offset: int, limit: int
     ) -> list[ConferenceRecord]: ...
+
+    def save_participant(self, record: ParticipantRecord) -> asyncio.Future[None]:
+        """Insert or replace the participant (conference_sid, call_sid)."""
+
+    async def list_participants(
+        self, conference_sid: str, *, offset: int, limit: int
+    ) -> list[ParticipantRecord]:
+        """The conference's participants in the order they joined."""
 
     # -- webhook errors ---------------------------------------------------------------------------------
     def add_notification(self, record: NotificationRecord) -> asyncio.Future[None]: ...

@@ -100,6 +100,23 @@ class ConferenceRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class ParticipantRecord:
+    """A call in a conference, as it was when last saved (status ``connected``, then ``complete``)."""
+
+    conference_sid: str
+    call_sid: str
+    account_sid: str
+    status: str
+    muted: bool
+    hold: bool
+    start_conference_on_enter: bool
+    end_conference_on_exit: bool
+    date_created: float
+    date_updated: float
+    label: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class NotificationRecord:
     """A webhook error (Twilio's Notifications resource): code 11200, 11205, 12100, 12300, ..."""
 

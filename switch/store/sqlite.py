@@ -28,6 +28,7 @@ from switch.store.records import (
     CallRecord,
     ConferenceRecord,
     NotificationRecord,
+    ParticipantRecord,
     QueueMemberRecord,
     QueueRecord,
     RecordingRecord,
@@ -80,6 +81,15 @@ MIGRATIONS: tuple[str, ...] = (
         seq INTEGER NOT NULL
     );
     CREATE INDEX notifications_by_account ON notifications (account_sid, date_created DESC, seq DESC);
+    """,
+    # 1 -> 2: conference participants.
+    """
+    CREATE TABLE participants (
+        conference_sid TEXT NOT NULL, call_sid TEXT NOT NULL, account_sid TEXT NOT NULL, status TEXT NOT NULL,
+        muted INTEGER NOT NULL, hold INTEGER NOT NULL, start_conference_on_enter INTEGER NOT NULL,
+        end_conference_on_exit INTEGER NOT NULL, date_created REAL NOT NULL, date_updated REAL NOT NULL,
+        label TEXT, seq INTEGER NOT NULL, PRIMARY KEY (conference_sid, call_sid)
+    );
     """,
 )
 
@@ -162,7 +172,16 @@ class SQLiteStore:
                 connection.execute("ROLLBACK")
                 raise
         seq = 0
-        for table in ("calls", "recordings", "queues", "queue_members", "conferences", "notifications"):
+        tables = (
+            "calls",
+            "recordings",
+            "queues",
+            "queue_members",
+            "conferences",
+            "notifications",
+            "participants",
+        )
+        for table in tables:
             seq = max(seq, connection.execute(f"SELECT COALESCE(MAX(seq), 0) FROM {table}").fetchone()[0])
         self._seq = seq
         return len(MIGRATIONS)
@@ -481,6 +500,24 @@ class SQLiteStore:
         return await self._select(
             ConferenceRecord, "conferences", " AND ".join(clauses), parameters, offset=offset, limit=limit
         )
+
+    def save_participant(self, record: ParticipantRecord) -> asyncio.Future[None]:
+        return self._upsert("participants", record)
+
+    async def list_participants(
+        self, conference_sid: str, *, offset: int, limit: int
+    ) -> list[ParticipantRecord]:
+        names = _columns(ParticipantRecord)
+
+        def work(connection: sqlite3.Connection) -> list[ParticipantRecord]:
+            rows = connection.execute(
+                f"SELECT {_quoted(names)} FROM participants WHERE conference_sid = ? "
+                "ORDER BY date_created, seq LIMIT ? OFFSET ?",
+                (conference_sid, limit, offset),
+            ).fetchall()
+            return [ParticipantRecord(*row[:4], *(bool(v) for v in row[4:8]), *row[8:]) for row in rows]
+
+        return await self._submit(work)
 
     # -- webhook errors ---------------------------------------------------------------------------------
     def add_notification(self, record: NotificationRecord) -> asyncio.Future[None]:

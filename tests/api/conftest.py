@@ -6,15 +6,20 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+import wave
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from twilio.rest import Client
 
 from switch.api.server import ApiServer
+from switch.calls.conferences import ConferenceManager
+from switch.calls.queues import QueueManager
+from switch.media.recorder import RecordingResult
 from switch.store import SQLiteStore
 
 AC = "AC" + "ab" * 16
@@ -37,6 +42,24 @@ class FakeCall:
         self.answered_at: float | None = None
         self.ended_at: float | None = None
         self.ended = asyncio.Event()
+        self.digits_sent: list[tuple[str, float]] = []
+        self.recording_to: Path | None = None
+
+    async def send_digits(self, digits: str) -> None:
+        self.digits_sent.append((digits, time.monotonic()))
+
+    async def record(self, path: Path, **options: Any) -> RecordingResult:
+        """Records until the call ends: then writes one second of a 440 Hz tone to ``path``."""
+        self.recording_to = path
+        await self.ended.wait()
+        t = np.arange(8000) / 8000
+        pcm = (8000 * np.sin(2 * np.pi * 440 * t)).astype("<i2")
+        with wave.open(str(path), "wb") as out:
+            out.setnchannels(1)
+            out.setsampwidth(2)
+            out.setframerate(8000)
+            out.writeframes(pcm.tobytes())
+        return RecordingResult(path, 1.0, "closed", None)
 
     @property
     def duration(self) -> int:
@@ -46,8 +69,25 @@ class FakeCall:
 
 
 @dataclass
+class Binding:
+    contact: str
+    transport: str = "UDP"
+
+
+@dataclass
+class FakeRegistrar:
+    users: dict[str, list[Binding]] = field(default_factory=dict)
+
+    def contacts(self, user: str, now: float) -> list[Binding]:
+        return self.users.get(user, [])
+
+
+@dataclass
 class FakeService:
     calls: dict[str, Any] = field(default_factory=dict)
+    queues: QueueManager = field(default_factory=QueueManager)
+    conferences: ConferenceManager = field(default_factory=ConferenceManager)
+    registrar: FakeRegistrar = field(default_factory=FakeRegistrar)
     listeners: list[Callable[[Any, str], None]] = field(default_factory=list)
     originated: list[dict[str, Any]] = field(default_factory=list)
     redirects: list[tuple[str, str | None, str | None, str]] = field(default_factory=list)

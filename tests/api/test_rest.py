@@ -16,8 +16,8 @@ import pytest
 from twilio.base.exceptions import TwilioException, TwilioRestException
 
 from switch.api.shapes import Paging, page_json
-from switch.store import ConferenceRecord, QueueMemberRecord, RecordingRecord, new_sid
-from tests.api.conftest import AC, TOKEN, Api
+from switch.store import ConferenceRecord, RecordingRecord, new_sid
+from tests.api.conftest import AC, TOKEN, Api, FakeCall
 
 UAS = "sip:uas@127.0.0.1:5099"
 APP = "http://127.0.0.1:9/voice"
@@ -242,15 +242,22 @@ async def test_queues_create_list_update_delete_and_members(api: Api) -> None:
     renamed = await api.run(client.queues(support.sid).update, friendly_name="help", max_size=20)
     assert (renamed.friendly_name, renamed.max_size) == ("help", 20)
     assert await api.run(client.queues(support.sid).members.list) == []
-    call_sid = "CA" + "5" * 32
-    await api.store.save_queue_member(QueueMemberRecord(support.sid, call_sid, 1, time.time() - 30))
+    # A caller in line through <Enqueue> (the live queue of that name) is a member of the API's queue.
+    caller = FakeCall(UAS, "+1")
+    api.service.calls[caller.sid] = caller
+    entry = api.service.queues.enqueue(caller, "help", 20)  # type: ignore[arg-type]
+    assert entry is not None and entry.queue_sid == support.sid
+    entry.enqueued_at -= 30
     [member] = await api.run(client.queues(support.sid).members.list)
-    assert (member.call_sid, member.position) == (call_sid, 1) and member.wait_time >= 30
+    assert (member.call_sid, member.position) == (caller.sid, 1) and member.wait_time >= 30
     front = await api.run(client.queues(support.sid).members("Front").fetch)
-    assert front.call_sid == call_sid
+    assert front.call_sid == caller.sid
     fetched = await api.run(client.queues(support.sid).fetch)
     assert fetched.current_size == 1 and fetched.average_wait_time >= 30
-    api.store.remove_queue_member(support.sid, call_sid)
+    with pytest.raises(TwilioRestException) as raised:
+        await api.run(client.queues(support.sid).delete)
+    assert raised.value.code == 20001
+    entry.leave()
     assert await api.run(client.queues(support.sid).delete) is True
     with pytest.raises(TwilioRestException) as raised:
         await api.run(client.queues(support.sid).fetch)
