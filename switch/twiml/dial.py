@@ -205,6 +205,12 @@ class Dial(Verb):
             method=choice_attr(element, attrs, "method", ("POST", "GET")),
         )
 
+    @property
+    def answers_later(self) -> bool:
+        """answerOnBridge: the interpreter leaves the call unanswered when this verb comes first; the
+        bridge answers it (or this verb, when the Dial ends without one and the caller goes on)."""
+        return self.request.answer_on_bridge
+
     async def run(self, ctx: RunContext) -> Outcome:
         call = ctx.call
         if not isinstance(call, Dialer):
@@ -236,6 +242,7 @@ class Dial(Verb):
             return Outcome(Action.REDIRECT, self.action, self.method, _action_params(result))
         if call.ended.is_set():
             return HANGUP
+        await call.answer()  # answerOnBridge without a bridge: the next verb needs an answered call
         return NEXT
 
     def _report_late(self, ctx: RunContext, done: asyncio.Future[DialResult]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import urllib.request
 import wave
+from pathlib import Path
 
 import pytest
 
@@ -97,3 +98,33 @@ def test_dial_records_the_bridge(
     with urllib.request.urlopen(done.params["RecordingUrl"] + ".wav", timeout=5) as response:
         body = response.read()
     assert body[:4] == b"RIFF" and len(body) > 16000
+
+
+RINGING_UAS = Path(__file__).parents[1] / "api" / "uas-ring-answer-expect-bye.xml"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the interpreter answers before the first verb runs; it must leave the call unanswered when "
+    "that verb's answers_later is true (switch/twiml/interpreter.py, not the connect engineer's file)",
+)
+def test_answer_on_bridge_keeps_the_caller_unanswered_with_early_media(
+    switch: SwitchProcess, twiml_server: TwimlServer
+) -> None:
+    user = "dial-answer-on-bridge"
+    uas = SippUas(str(RINGING_UAS), timeout=25)
+    twiml_server.on_user(
+        user,
+        f'<Response><Dial action="/aob-done" answerOnBridge="true" ringTone="uk">'
+        f"<Sip>sip:callee@{uas.target}</Sip></Dial></Response>",
+    )
+    twiml_server.route("/aob-done", HANGUP)
+    result = run_sipp(
+        "uac-invite-expect-183-then-200.xml", switch.target, "udp", service=user,
+        keys={"rtp_port": free_tcp_port()}, extra_args=["-d", "1000"], timeout=20,
+    )  # fmt: skip
+    callee = uas.finish()
+    assert result.ok, why(result, switch)
+    assert callee.ok, why(callee, switch)
+    [done] = twiml_server.wait_for_requests(1, path="/aob-done", timeout=10)
+    assert (done.params["DialCallStatus"], done.params["DialBridged"]) == ("completed", "true")
