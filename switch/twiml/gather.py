@@ -6,8 +6,9 @@ Twilio's rules, as this verb keeps them:
 - After the prompt, the caller has ``timeout`` seconds for each digit (the first and every next one).
 - ``finishOnKey`` (default ``#``, ``""`` for none) ends the input and is not part of ``Digits``;
   ``numDigits`` ends it once that many digits are in.
-- With digits (or ``actionOnEmptyResult="true"``) the ``action`` URL is requested with ``Digits`` (and
-  ``FinishedOnKey`` when a key ended it); without ``action``, the current document's URL. With no input the
+- With digits (or ``actionOnEmptyResult="true"``) the ``action`` URL is requested with ``Digits`` and
+  ``FinishedOnKey`` (the key that ended the input; blank when none did, as Twilio sends it); without
+  ``action``, the current document's URL. With no input the
   call falls through to the next verb.
 Speech input is not supported: ``input="speech"`` warns and gathers DTMF.
 """
@@ -162,9 +163,7 @@ class Gather(Verb):
         if url_kind(url) is not UrlKind.HTTP and not ctx.local:
             warn(f"<Gather> has no action to send Digits={digits!r} to; going on", call_sid=ctx.call.sid)
             return NEXT
-        params = {"Digits": digits}
-        if collected.finished_on:
-            params["FinishedOnKey"] = collected.finished_on
+        params = {"Digits": digits, "FinishedOnKey": collected.finished_on}
         return Outcome(Action.REDIRECT, url, self.method, params, caller_input=bool(digits))
 
     async def _during_prompt(self, ctx: RunContext, collected: _Input) -> bool:

@@ -60,6 +60,8 @@ class Interpreter:
             "AccountSid": call.account_sid or self.settings.account_sid,
             "From": call.from_,
             "To": call.to,
+            "Caller": call.from_,  # Twilio sends both spellings of the parties
+            "Called": call.to,
             "CallStatus": status,
             "ApiVersion": API_VERSION,
             "Direction": call.direction,

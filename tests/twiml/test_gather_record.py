@@ -68,7 +68,7 @@ async def test_num_digits_with_barge_in(app: AppServer, call: FakeCall, signed: 
     await run(call, signed, app.twiml("/menu", menu(num_digits=3, action="/done")))
     assert says(call) == ["A long menu prompt", "done"]
     assert app.paths() == ["/menu", "/done"]
-    assert app.requests[1].form["Digits"] == "123" and "FinishedOnKey" not in app.requests[1].form
+    assert app.requests[1].form["Digits"] == "123" and app.requests[1].form["FinishedOnKey"] == ""
     assert app.requests[1].form["CallStatus"] == "in-progress"
 
 

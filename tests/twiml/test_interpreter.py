@@ -67,6 +67,8 @@ async def test_first_request_params_and_end_of_document_hangs_up(
         "AccountSid": ACCOUNT,
         "From": "sip:alice@127.0.0.1",
         "To": "sip:demo@127.0.0.1",
+        "Caller": "sip:alice@127.0.0.1",
+        "Called": "sip:demo@127.0.0.1",
         "CallStatus": "ringing",
         "ApiVersion": "2010-04-01",
         "Direction": "inbound",
