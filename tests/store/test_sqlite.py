@@ -18,6 +18,7 @@ from switch.store import (
     CallRecord,
     ConferenceRecord,
     NotificationRecord,
+    ParticipantRecord,
     QueueMemberRecord,
     QueueRecord,
     RecordingRecord,
@@ -215,3 +216,62 @@ def test_a_committed_write_survives_sigkill(tmp_path: Path) -> None:
     with sqlite3.connect(path) as connection:
         rows = connection.execute("SELECT sid, status FROM calls").fetchall()
     assert rows == [("CA" + "a" * 32, "completed")]
+
+
+async def test_calls_a_crash_left_unfinished_are_ended_at_their_last_save(store: SQLiteStore) -> None:
+    answered = replace(
+        call(10, status="in-progress"), answer_time=1_700_000_010.0, date_updated=1_700_000_040.0
+    )
+    ringing = call(11, status="ringing")
+    store.save_call(answered)
+    store.save_call(ringing)
+    store.save_call(replace(call(12), end_time=1_700_000_020.0, duration=3))
+    assert len(await store.list_calls(AC, CallFilter(ended_only=True), offset=0, limit=10)) == 1
+    assert await store.end_unfinished_calls() == 2
+    first = await store.get_call(AC, answered.sid)
+    second = await store.get_call(AC, ringing.sid)
+    assert first is not None and (first.status, first.end_time, first.duration) == (
+        "completed",
+        1_700_000_040.0,
+        30,
+    )
+    assert second is not None and (second.status, second.end_time, second.duration) == (
+        "failed",
+        ringing.date_updated,
+        0,
+    )
+    assert len(await store.list_calls(AC, CallFilter(ended_only=True), offset=0, limit=10)) == 3
+
+
+async def test_participants_are_kept_per_conference_in_join_order(store: SQLiteStore) -> None:
+    room = new_sid("CF")
+    first = ParticipantRecord(room, "CA" + "1" * 32, AC, "connected", False, False, True, False, 10.0, 10.0)
+    second = replace(first, call_sid="CA" + "2" * 32, date_created=11.0, label="bob")
+    store.save_participant(second)
+    store.save_participant(first)
+    store.save_participant(replace(first, status="complete", muted=True, date_updated=20.0))
+    store.save_participant(replace(first, conference_sid=new_sid("CF")))
+    listed = await store.list_participants(room, offset=0, limit=10)
+    assert listed == [replace(first, status="complete", muted=True, date_updated=20.0), second]
+    assert await store.list_participants(room, offset=1, limit=10) == [second]
+
+
+async def test_a_version_1_database_is_migrated_keeping_its_records(tmp_path: Path) -> None:
+    path = tmp_path / "switch.db"
+    with sqlite3.connect(path) as connection:
+        connection.executescript(MIGRATIONS[0])
+        connection.execute(
+            'INSERT INTO calls (sid, account_sid, direction, from_, "to", status, start_time, date_created, '
+            "date_updated, seq) VALUES (?, ?, 'inbound', '+1', 'sip:a@b', 'completed', 1, 1, 1, 1)",
+            ("CA" + "9" * 32, AC),
+        )
+        connection.execute("PRAGMA user_version=1")
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        assert (await store.get_call(AC, "CA" + "9" * 32)) is not None
+        assert await store.list_participants(new_sid("CF"), offset=0, limit=1) == []
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 2
