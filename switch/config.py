@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import ipaddress
 import os
 import tomllib
@@ -77,11 +78,17 @@ class Settings:
         """May the switch send to this address? With no --egress-allow, anywhere."""
         if not self.egress_allow:
             return True
-        try:
-            address = ipaddress.ip_address(ip)
-        except ValueError:
-            return False  # a host name: we resolve none when egress is restricted
-        return any(address in network for network in self.egress_allow)
+        return _allowed(self.egress_allow, ip)
+
+
+@functools.lru_cache(maxsize=4096)
+def _allowed(networks: tuple[IPNetwork, ...], ip: str) -> bool:
+    """Is ``ip`` in one of ``networks``? Cached: the transport asks for every packet it sends."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return False  # a host name: we resolve none when egress is restricted
+    return any(address in network for network in networks)
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "extra"}
