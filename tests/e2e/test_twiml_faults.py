@@ -22,8 +22,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from numpy.typing import NDArray
+from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 from twilio.twiml.voice_response import Gather, Redirect, VoiceResponse
+from yarl import URL
 
 from switch.twiml.errors import APPLICATION_ERROR
 from tests.e2e.conftest import start_switch
@@ -32,7 +34,7 @@ from tests.helpers.ports import free_tcp_port
 from tests.helpers.rtp_sink import RtpSink
 from tests.helpers.sipp import SippResult, run_sipp
 from tests.helpers.switch_process import SwitchProcess
-from tests.helpers.twiml_server import Reply, TwimlServer
+from tests.helpers.twiml_server import RecordedRequest, Reply, TwimlServer
 
 pytestmark = pytest.mark.e2e
 
@@ -57,6 +59,7 @@ FAULTS: dict[str, int] = {
     "http-500": 11200,
     "html": 12300,  # an HTML page (text/html) instead of TwiML
     "billion-laughs": 12100,
+    "lowercase": 12100,  # <response><say>: element names are case-sensitive, as on Twilio
     "redirect-loop": 11200,  # <Redirect> to itself, past the redirect limit
     "dies-mid-call": 11205,  # the Gather action goes to a server stopped meanwhile
     "fallback-500": 11200,  # ... and its FallbackUrl answers
@@ -135,6 +138,7 @@ def dialplan(folder: Path, server: TwimlServer, mid: TwimlServer, dead_port: int
         'match = "^fallback-"\n'
         f'twiml = "{server.url("/voice")}"\n'
         f'fallback = "{server.url("/fallback")}"\n'
+        f'status_callback = "{server.url("/status")}"\n'
         "public = true\n\n"
         "[[routes]]\n"
         'match = ".*"\n'
@@ -151,6 +155,8 @@ def serve(server: TwimlServer, mid: TwimlServer) -> None:
     server.on_user("http-500", Reply(never, status=500))
     server.on_user("html", Reply(HTML, content_type="text/html"))
     server.on_user("billion-laughs", Reply(BILLION_LAUGHS))
+    server.on_user("lowercase", "<response><say>This application should never be heard.</say></response>")
+    server.route("/status", "")
     loop = VoiceResponse()
     loop.append(Redirect("/loop"))
     server.on_user("redirect-loop", str(loop))
@@ -320,6 +326,37 @@ def test_play_never_opens_what_a_playlist_names(faults: Faults) -> None:
     )
     assert len(faults.switch.log_lines(f"TwiML warning 12300 (call {sid})")) == 2
     assert_heard(faults, PLAYLIST, STILL_HERE)
+
+
+def test_the_route_status_callback_tells_the_failed_call_completed(faults: Faults) -> None:
+    events = faults.server.requests(path="/status")
+    assert {r.to_user for r in events} == {"fallback-500"}, events  # only the route with a status_callback
+    statuses = [r.params["CallStatus"] for r in events]
+    assert statuses == ["initiated", "ringing", "in-progress", "completed"], statuses
+    params = events[-1].params
+    assert params["CallSid"] == faults.calls["fallback-500"]["sid"], params
+    assert params["CallbackSource"] == "call-progress-events" and params["SipResponseCode"] == "200", params
+
+
+def signed_url(request: RecordedRequest) -> str:
+    """The URL the request was made to, its query re-encoded as yarl (and so aiohttp) encodes it."""
+    url = URL(f"http://{request.headers['Host']}{request.path}")
+    return str(url.with_query(list(request.query)) if request.query else url)
+
+
+def test_every_webhook_request_is_signed(faults: Faults) -> None:
+    validator = RequestValidator(AUTH_TOKEN)
+    audio = {"/playlist.mp3", "/list.wav"}  # media fetches for <Play> are not webhooks
+    received = [r for r in (*faults.server.requests(), *faults.mid_server.requests()) if r.path not in audio]
+    assert len(received) >= len(FAULTS) + MAX_REDIRECTS, len(received)
+    bad = [
+        (r.method, r.path, r.to_user)
+        for r in received
+        if not validator.validate(
+            signed_url(r), dict(r.form) if r.method == "POST" else {}, r.headers.get("X-Twilio-Signature", "")
+        )
+    ]
+    assert not bad, bad
 
 
 def test_no_call_is_left_behind(faults: Faults) -> None:
