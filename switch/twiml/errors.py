@@ -9,7 +9,8 @@
 
 Warnings that do not stop a document (unknown attributes, bad values) are logged with code 12200.
 Every error and warning goes through ``report``: logged with the CallSid, and handed to the session's sink
-(``error_sink``, set by the interpreter for the task running a call's session).
+(``error_sink`` and ``session_call_sid``, set by the interpreter for the task running a call's session, so
+that a warning raised where no call is at hand, as while parsing, still names its call).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ __all__ = [
     "TwimlError",
     "error_sink",
     "report",
+    "session_call_sid",
 ]
 
 INVALID_URL = 11100
@@ -66,6 +68,7 @@ ErrorSink = Callable[[int, str, str], None]
 """``sink(code, message, url)``: where a session's errors go besides the log."""
 
 error_sink: ContextVar[ErrorSink | None] = ContextVar("switch_twiml_error_sink", default=None)
+session_call_sid: ContextVar[str] = ContextVar("switch_twiml_call_sid", default="")
 log = logging.getLogger("switch.twiml")
 
 
@@ -73,6 +76,7 @@ def report(code: int, message: str, *, call_sid: str = "", url: str = "", level:
     """Log a Twilio error or warning (``twilio_code`` and ``call_sid`` in the record) and hand it to the
     current session's sink, if any. A failing sink is logged, never raised."""
     kind = "warning" if level < logging.ERROR else "error"
+    call_sid = call_sid or session_call_sid.get()
     where = f" (call {call_sid})" if call_sid else ""
     log.log(
         level,

@@ -13,6 +13,7 @@ from switch.twiml.errors import (
     TwimlError,
     error_sink,
     report,
+    session_call_sid,
 )
 from switch.twiml.fetch import WebhookClient
 from switch.twiml.parser import Document, parse_twiml
@@ -109,6 +110,7 @@ class Interpreter:
 
     async def _session(self, app_url: str, method: str, twiml: bytes | None) -> None:
         error_sink.set(self._on_error)  # this task's context: every verb, and what verbs start
+        session_call_sid.set(self.call.sid)
         call = self.call
         await call.ringing()
         if twiml is not None:

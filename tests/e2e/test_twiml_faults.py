@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
+import socket
 import sqlite3
+import threading
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -60,6 +62,7 @@ FAULTS: dict[str, int] = {
     "html": 12300,  # an HTML page (text/html) instead of TwiML
     "billion-laughs": 12100,
     "lowercase": 12100,  # <response><say>: element names are case-sensitive, as on Twilio
+    "garbage": 11206,  # the application's port answers bytes that are not HTTP
     "redirect-loop": 11200,  # <Redirect> to itself, past the redirect limit
     "dies-mid-call": 11205,  # the Gather action goes to a server stopped meanwhile
     "fallback-500": 11200,  # ... and its FallbackUrl answers
@@ -68,7 +71,9 @@ STILL_HERE = "The call goes on after the audio that could not be played."
 PLAYLIST = "play-playlist"
 """A caller whose <Play> URLs answer an HLS playlist and an ffconcat list naming other resources: neither
 is opened (no request for the segment), each is warning 12300, and the call goes on."""
-USERS = (*FAULTS, PLAYLIST)
+WARNED = "unknown-attribute"
+"""A caller whose document has an attribute Twilio does not know: warning 12200, and the call goes on."""
+USERS = (*FAULTS, PLAYLIST, WARNED)
 
 
 @functools.cache
@@ -96,6 +101,8 @@ class Faults:
     metrics: str
     notifications: list[tuple[str, int, str, str]]
     """The store's notifications: (call_sid, error_code, message, url)."""
+    levels: dict[str, list[tuple[int, int]]]
+    """The store's notifications by CallSid: (error_code, log_level) in order."""
     stopped_mid: str
     """'' when the mid-call server was stopped after its first request, else what went wrong."""
 
@@ -115,6 +122,37 @@ def listen(switch: SwitchProcess, user: str) -> Heard:
         return Heard(result, sink.stream().pcm())
 
 
+class GarbageServer:
+    """Answers every connection on 127.0.0.1 with bytes that are not HTTP, from a thread of its own."""
+
+    def __init__(self) -> None:
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self._sock.settimeout(0.2)
+        self.port: int = self._sock.getsockname()[1]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="garbage-http", daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(2)
+                try:
+                    conn.recv(4096)
+                    conn.sendall(b"SPAM SPAM SPAM\r\n\r\n")
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._sock.close()
+
+
 def stop_after_first_request(server: TwimlServer) -> str:
     """Stop `server` once the call's first document was fetched: its Gather action finds nobody."""
     if not server.wait_for_requests(1, path="/voice", timeout=30):
@@ -123,12 +161,16 @@ def stop_after_first_request(server: TwimlServer) -> str:
     return ""
 
 
-def dialplan(folder: Path, server: TwimlServer, mid: TwimlServer, dead_port: int) -> Path:
+def dialplan(folder: Path, server: TwimlServer, mid: TwimlServer, dead_port: int, garbage_port: int) -> Path:
     path = folder / "faults.toml"
     path.write_text(
         "[[routes]]\n"
         'match = "^down$"\n'
         f'twiml = "http://127.0.0.1:{dead_port}/voice"\n'
+        "public = true\n\n"
+        "[[routes]]\n"
+        'match = "^garbage$"\n'
+        f'twiml = "http://127.0.0.1:{garbage_port}/voice"\n'
         "public = true\n\n"
         "[[routes]]\n"
         'match = "^dies-mid-call$"\n'
@@ -157,6 +199,7 @@ def serve(server: TwimlServer, mid: TwimlServer) -> None:
     server.on_user("billion-laughs", Reply(BILLION_LAUGHS))
     server.on_user("lowercase", "<response><say>This application should never be heard.</say></response>")
     server.route("/status", "")
+    server.on_user(WARNED, f'<Response><Say voice="man" mood="cheerful">{STILL_HERE}</Say></Response>')
     loop = VoiceResponse()
     loop.append(Redirect("/loop"))
     server.on_user("redirect-loop", str(loop))
@@ -198,15 +241,26 @@ def notifications(database: Path) -> list[tuple[str, int, str, str]]:
         return [(str(sid), int(code), str(message), str(url)) for sid, code, message, url in rows]
 
 
+def levels(database: Path) -> dict[str, list[tuple[int, int]]]:
+    found: dict[str, list[tuple[int, int]]] = {}
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
+        for sid, code, level in db.execute(
+            "SELECT call_sid, error_code, log_level FROM notifications ORDER BY seq"
+        ):
+            found.setdefault(str(sid), []).append((int(code), int(level)))
+    return found
+
+
 @pytest.fixture(scope="module")
 def faults(sipp_path: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faults]:
     folder = tmp_path_factory.mktemp("twiml-faults")
     tts(APPLICATION_ERROR), tts(FALLBACK_TEXT), tts(STILL_HERE)  # rendered before the calls, off their clock
     with TwimlServer() as server:
         mid = TwimlServer().start()
+        garbage = GarbageServer()
         try:
             serve(server, mid)
-            plan = dialplan(folder, server, mid, free_tcp_port())
+            plan = dialplan(folder, server, mid, free_tcp_port(), garbage.port)
             switch = start_switch(
                 None,
                 extra_args=[
@@ -228,9 +282,11 @@ def faults(sipp_path: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
                     metrics = r.read().decode()
             finally:
                 switch.stop()  # the store is flushed and closed: its notifications are all on disk
-            kept = notifications(switch.data_dir / "switch.db")
-            yield Faults(switch, server, mid, heard, calls, metrics, kept, stopped)
+            database = switch.data_dir / "switch.db"
+            kept, by_call = notifications(database), levels(database)
+            yield Faults(switch, server, mid, heard, calls, metrics, kept, by_call, stopped)
         finally:
+            garbage.close()
             mid.stop()
 
 
@@ -287,7 +343,8 @@ def test_each_error_names_the_url_that_failed(faults: Faults) -> None:
     assert first["down"].startswith("http://127.0.0.1:") and first["down"].endswith("/voice"), first
     assert first["dies-mid-call"] == faults.mid_server.url("/after"), first
     assert first["redirect-loop"] == faults.server.url("/loop"), first
-    for user in ("slow", "http-500", "html", "billion-laughs", "fallback-500"):
+    assert first["garbage"].endswith("/voice") and first["garbage"] != faults.server.url("/voice"), first
+    for user in ("slow", "http-500", "html", "billion-laughs", "lowercase", "fallback-500"):
         assert first[user] == faults.server.url("/voice"), (user, first)
 
 
@@ -326,6 +383,15 @@ def test_play_never_opens_what_a_playlist_names(faults: Faults) -> None:
     )
     assert len(faults.switch.log_lines(f"TwiML warning 12300 (call {sid})")) == 2
     assert_heard(faults, PLAYLIST, STILL_HERE)
+
+
+def test_an_unknown_attribute_is_a_warning_and_the_call_goes_on(faults: Faults) -> None:
+    sid = faults.calls[WARNED]["sid"]
+    assert faults.levels[sid] == [(12200, 1)], faults.levels[sid]  # Twilio's log level 1: a warning
+    assert faults.switch.log_lines(f"TwiML warning 12200 (call {sid})")
+    assert_heard(faults, WARNED, STILL_HERE)
+    # the errors of the failing calls are level 0
+    assert all(level == 0 for user in FAULTS for _, level in faults.levels[faults.calls[user]["sid"]])
 
 
 def test_the_route_status_callback_tells_the_failed_call_completed(faults: Faults) -> None:

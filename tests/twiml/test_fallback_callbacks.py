@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import logging
 import socket
 from collections.abc import AsyncIterator
 
@@ -152,13 +153,20 @@ async def test_redirect_loop_ends_in_the_error_prompt(app: AppServer, call: Fake
     assert [e[1] for e in errors] == [11200]
 
 
-async def test_lowercase_document_and_unknown_attribute_are_reported(app: AppServer, call: FakeCall) -> None:
+async def test_lowercase_document_and_unknown_attribute_are_reported(
+    app: AppServer, call: FakeCall, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, "switch.twiml")
     errors: list[tuple[str, int, str, str]] = []
     fallback = app.twiml("/fallback", '<Response><Say colour="red">fb</Say></Response>')
     url = app.twiml("/voice", "<response><say>hi</say></response>")
     await run(call, settings_for(app, errors, fallback_url=fallback), url)
     assert [e[1] for e in errors] == [12100, 12200]
     assert says(call) == ["fb"]
+    # both logged with the CallSid, the parser's warning too (it has no call at hand)
+    logged = [(getattr(r, "twilio_code", 0), getattr(r, "call_sid", "")) for r in caplog.records]
+    assert logged == [(12100, call.sid), (12200, call.sid)], logged
+    assert all(f"(call {call.sid})" in r.getMessage() for r in caplog.records)
 
 
 async def test_action_failure_uses_the_fallback_with_digits(app: AppServer, call: FakeCall) -> None:
