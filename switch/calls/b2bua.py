@@ -20,12 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 from switch.calls.bridge_record import BridgeRecording
 from switch.calls.call import InboundCall, OutboundCall
-from switch.calls.conferences import Member
+from switch.calls.conference_events import callbacks_for, parse_events
+from switch.calls.conferences import Conference, Member
 from switch.calls.ringtones import ring_tone
 from switch.media.engine import MediaError
 from switch.sip.message import make_response
 from switch.sip.uri import SipURI, parse_uri
-from switch.twiml.dial import DialRequest, DialResult, DialTarget
+from switch.twiml.dial import DIAL_CONTEXT, DialRequest, DialResult, DialTarget
+from voicecodecs.tones import dual_tone
 
 if TYPE_CHECKING:
     from switch.calls.call import Call
@@ -352,11 +354,21 @@ async def _dial_conference(call: Call, request: DialRequest, target: DialTarget)
         muted=_flag(target, "muted", False),
         start_on_enter=_flag(target, "startConferenceOnEnter", True),
         end_on_exit=_flag(target, "endConferenceOnExit", False),
+        beep=target.option("beep", "true").strip(),
     )
     try:
         limit = int(target.option("maxParticipants", "250"))
     except ValueError:
         limit = 250
+    room = manager.conferences.find(target.value)
+    callback = target.option("statusCallback")
+    ctx = DIAL_CONTEXT.get()
+    if room is None and callback and ctx is not None:
+        # The room's callback is the first member's: subscribed before the join, so it hears it.
+        room = manager.conferences.create(target.value, max(2, min(limit, 250)), call.account_sid)
+        events = parse_events(target.option("statusCallbackEvent"))
+        method = target.option("statusCallbackMethod", "POST").upper()
+        callbacks_for(manager.conferences).subscribe(room, callback, method, events, ctx)
     room = manager.conferences.join(member, target.value, max(2, min(limit, 250)))
     if room is None:
         log.info("Dial CallSid=%s: conference %r is full", call.sid, target.value)
@@ -369,11 +381,12 @@ async def _dial_conference(call: Call, request: DialRequest, target: DialTarget)
     member.on_change = seat.apply
     try:
         if not room.started.is_set():
-            seat.music(True)
+            seat.music(True, target.option("waitUrl") or None, target.option("waitMethod", "POST").upper())
             await _first(room.started.wait(), member.removed.wait())
         seat.in_room = not member.removed.is_set()
         seat.apply(member)
         if seat.in_room:
+            _beep(room, member, entering=True)
             waits: list[Awaitable[Any]] = [member.removed.wait()]
             if request.hangup_on_star:
                 waits.append(_star(call))
@@ -388,6 +401,8 @@ async def _dial_conference(call: Call, request: DialRequest, target: DialTarget)
             except MediaError:
                 pass
         manager.conferences.leave(room, call)
+        if not room.ended.is_set():
+            _beep(room, member, entering=False)
         log.info("conference leave CallSid=%s ConferenceSid=%s", call.sid, room.sid)
     return DialResult("completed", None, int(time.time() - started), bridged=True)
 
@@ -428,14 +443,37 @@ class _Seat:
         except MediaError as exc:
             log.warning("conference media CallSid=%s: %s", self.call.sid, exc)
 
-    def music(self, on: bool, url: str | None = None) -> None:
+    def music(self, on: bool, url: str | None = None, method: str = "POST") -> None:
         if self._music is not None and (not on or url != self._music_url):
             self._music.cancel()
             self._music = None
         if on and self._music is None and not self.call.ended.is_set():
             self._music_url = url
             loop = asyncio.get_running_loop()
-            self._music = loop.create_task(_hold_music(self.call, url), context=self._context)
+            self._music = loop.create_task(_hold_music(self.call, url, method), context=self._context)
+
+
+_BEEP = dual_tone(880.0, 0.0, 2000, level_dbm0=-12.0)  # 250 ms
+
+
+def _beep(room: Conference, member: Member, *, entering: bool) -> None:
+    """Twilio's beep (true, false, onEnter, onExit): the others in the mix hear a member come or go."""
+    mode = member.beep.lower()
+    if mode == "false" or mode == ("onexit" if entering else "onenter") or not room.started.is_set():
+        return
+    for other in room.members.values():
+        if other is member or other.hold or other.call.ended.is_set():
+            continue
+        try:
+            played = other.call.manager.media.play(other.call.channel, _BEEP, 1)
+        except MediaError:
+            continue
+        played.add_done_callback(_quiet)
+
+
+def _quiet(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 async def _first(*waits: Awaitable[Any], timeout: float | None = None) -> None:
@@ -468,12 +506,12 @@ def hold_music(peer: Call, on: bool) -> None:
         )
 
 
-async def _hold_music(call: Call, url: str | None = None) -> None:
-    """Hold music, looped: what ``url``'s TwiML plays (Play/Say), else the shipped music."""
+async def _hold_music(call: Call, url: str | None = None, method: str = "POST") -> None:
+    """Hold music, looped: ``url``'s audio or what its TwiML plays (Play/Say), else the shipped music."""
     if url:
         from switch.calls.whisper import play_twiml_loop
 
-        if await play_twiml_loop(call, url):
+        if await play_twiml_loop(call, url, method):
             return
     source = importlib.resources.files("switch") / "dialplans" / "music" / "hold.wav"
     data = await asyncio.to_thread(source.read_bytes)

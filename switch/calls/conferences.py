@@ -61,6 +61,11 @@ class Conference:
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
     account_sid: str = ""
+    end_reason: str = ""
+    """Twilio's ReasonConferenceEnded: conference-ended-via-api, participant-with-end-conference-on-exit-left,
+    last-participant-left."""
+    ended_by: str | None = None
+    """CallSidEndingConference: the member whose leaving ended the room."""
 
 
 ConferenceListener = Callable[[Conference, str, Member | None], None]
@@ -104,12 +109,22 @@ class ConferenceManager:
         return room.members.get(call_sid)
 
     # -- membership ------------------------------------------------------------------------------------
+    def find(self, name: str) -> Conference | None:
+        """The live room called ``name``."""
+        room = self.rooms.get(name)
+        return room if room is not None and not room.ended.is_set() else None
+
+    def create(self, name: str, max_participants: int = 250, account_sid: str = "") -> Conference:
+        """The live room ``name``, made now when there is none (a first member about to join)."""
+        room = self.find(name)
+        if room is None:
+            room = self.rooms[name] = Conference(name, max_participants, account_sid=account_sid)
+            self._by_sid[room.sid] = room
+        return room
+
     def join(self, member: Member, name: str, max_participants: int = 250) -> Conference | None:
         """Add a member to the room ``name`` (created on first use); None when it is full."""
-        room = self.rooms.get(name)
-        if room is None or room.ended.is_set():
-            room = self.rooms[name] = Conference(name, max_participants, account_sid=member.call.account_sid)
-            self._by_sid[room.sid] = room
+        room = self.create(name, max_participants, member.call.account_sid)
         if len(room.members) >= room.max_participants:
             return None
         room.members[member.call.sid] = member
@@ -126,13 +141,18 @@ class ConferenceManager:
         if member is not None:
             member.removed.set()
             self._emit(room, "participant-leave", member)
-        if (member is not None and member.end_on_exit) or not room.members:
-            self.end(room)
+        if member is not None and member.end_on_exit:
+            self.end(room, "participant-with-end-conference-on-exit-left", call.sid)
+        elif not room.members:
+            self.end(room, "last-participant-left", call.sid)
 
-    def end(self, room: Conference) -> None:
+    def end(
+        self, room: Conference, reason: str = "conference-ended-via-api", call_sid: str | None = None
+    ) -> None:
         """End the room: every member's Dial ends and each goes on with its action or next verb."""
         if room.ended.is_set():
             return
+        room.end_reason, room.ended_by = reason, call_sid
         room.status = "completed"
         room.ended.set()
         while room.members:  # everyone leaves, then the room ends (the order Twilio reports)

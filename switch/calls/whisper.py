@@ -14,6 +14,9 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+import numpy as np
+from numpy.typing import NDArray
+
 from switch.twiml.dial import DIAL_CONTEXT
 from switch.twiml.errors import TwimlError
 from switch.twiml.session import Action, RunContext
@@ -23,9 +26,15 @@ if TYPE_CHECKING:
     from switch.calls.call import Call
     from switch.twiml.parser import Document
 
-__all__ = ["leg_params", "play_twiml_loop", "run_whisper"]
+__all__ = ["AUDIO_SUFFIXES", "leg_params", "play_twiml_loop", "run_whisper"]
 
 log = logging.getLogger("switch.calls")
+
+AUDIO_SUFFIXES = (".wav", ".mp3", ".ulaw", ".alaw", ".ogg")
+
+
+async def _decode(ctx: RunContext, call: Call, url: str) -> NDArray[np.int16]:
+    return await call.decode(await ctx.client.fetch_audio(url))
 
 
 def leg_params(call: Call, status: str = "in-progress") -> dict[str, str]:
@@ -94,6 +103,14 @@ async def play_twiml_loop(call: Call, url: str, method: str = "POST") -> bool:
     ctx = DIAL_CONTEXT.get()
     if ctx is None:
         return False
+    if url.lower().rsplit("?", 1)[0].endswith(AUDIO_SUFFIXES):  # a waitUrl may name the music itself
+        try:
+            pcm = await ctx.client.audio_cache.get(url, lambda: _decode(ctx, call, url))
+        except (TwimlError, ValueError) as exc:
+            log.warning("CallSid=%s: music %s failed: %s", call.sid, url, exc)
+            return False
+        await call.play(pcm, 0)
+        return True
     loaded = await _document(ctx, call, url, method, {})
     if loaded is None:
         return False

@@ -56,6 +56,8 @@ _NOUN_ATTRIBUTES = {
     ),
 }
 
+_URL_OPTIONS = frozenset({"waitUrl", "statusCallback"})
+
 
 @dataclass(frozen=True, slots=True)
 class DialTarget:
@@ -133,7 +135,7 @@ def _noun(element: Element, base_url: str) -> DialTarget | None:
         url=resolve_url(base_url, url) if url else "",
         method=choice_attr(element, attrs, "method", ("POST", "GET")),
         options=tuple(
-            (k, v)
+            (k, resolve_url(base_url, v.strip()) if k in _URL_OPTIONS and v.strip() else v)
             for k, v in attrs.items()
             if k not in ("username", "password", "sendDigits", "url", "method")
         )

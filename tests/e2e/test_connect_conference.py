@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import struct
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -138,3 +139,85 @@ def test_muted_member_is_not_heard_and_the_moderator_ends_the_room(
     assert level_at(heard["mod"], 1450.0) > 20 * level_at(heard["mod"], 850.0)  # the muted one is not heard
     assert level_at(heard["member"], 450.0) > 20 * level_at(heard["member"], 850.0)
     assert level_at(heard["muted"], 450.0) > 20 * level_at(heard["muted"], 850.0)  # muted still hears
+
+
+def band_level(pcm: NDArray[np.int16], hz: float) -> float:
+    """Peak spectral level within 15 Hz of ``hz`` over the whole of ``pcm``."""
+    x = pcm.astype(np.float64)
+    spectrum = np.abs(np.fft.rfft(x * np.hanning(x.size))) / x.size
+    freqs = np.fft.rfftfreq(x.size, 1 / 8000)
+    return float(spectrum[np.abs(freqs - hz) < 15].max())
+
+
+def test_status_callbacks_in_order_wait_url_and_beep(
+    switch: SwitchProcess, twiml_server: TwimlServer
+) -> None:
+    """A guest waits (hearing the waitUrl) until the moderator comes; the moderator's entry beeps (onEnter);
+    the moderator leaves with endConferenceOnExit; every event reaches the statusCallback, in order."""
+    room = "e2e-events"
+    events = "start end join leave mute hold"
+    twiml_server.on_user(
+        "conf-ev-guest",
+        '<Response><Dial><Conference startConferenceOnEnter="false" beep="false" waitUrl="/conf-wait"'
+        f' statusCallback="/conf-events" statusCallbackEvent="{events}">{room}</Conference>'
+        "</Dial></Response>",
+    )
+    twiml_server.on_user(
+        "conf-ev-mod",
+        '<Response><Dial><Conference endConferenceOnExit="true" beep="onEnter" statusCallback="/ignored">'
+        f"{room}</Conference></Dial></Response>",
+    )
+    # A silent wait document: what the guest hears first is it, not the default music.
+    twiml_server.route("/conf-wait", '<Response><Pause length="10"/></Response>')
+    twiml_server.route("/conf-events", "")
+    twiml_server.route("/ignored", "")
+    guest, moderator = ToneLeg(650.0), ToneLeg(450.0)
+    results: dict[str, SippResult] = {}
+
+    def place(user: str, leg: ToneLeg, scenario: str, extra: list[str]) -> None:
+        results[user] = run_sipp(scenario, switch.target, "udp", service=user, keys={"rtp_port": leg.port},
+                                 extra_args=extra, timeout=20)  # fmt: skip
+
+    waiting = threading.Thread(
+        target=place, args=("conf-ev-guest", guest, "uac-invite-say-expect-bye.xml", [])
+    )
+    waiting.start()
+    [wait] = twiml_server.wait_for_requests(1, path="/conf-wait", timeout=10)
+    twiml_server.wait_for_requests(1, path="/conf-events", timeout=5)  # the guest's join
+    time.sleep(1.0)  # the guest hears the wait document alone for a second
+    place("conf-ev-mod", moderator, "uac-invite-hangup-expect-200.xml", ["-d", "3000"])
+    waiting.join(20)
+    heard_guest, heard_mod = guest.stop(), moderator.stop()
+    assert all(r.ok for r in results.values()), "\n".join(why(r, switch) for r in results.values())
+    guest_sid = twiml_server.requests(path="/voice", user="conf-ev-guest")[-1].params["CallSid"]
+    mod_sid = twiml_server.requests(path="/voice", user="conf-ev-mod")[-1].params["CallSid"]
+    assert wait.params["CallSid"] == guest_sid
+    sent = twiml_server.wait_for_requests(6, path="/conf-events", timeout=10)
+    got = [(r.params["StatusCallbackEvent"], r.params.get("CallSid")) for r in sent]
+    assert got == [
+        ("participant-join", guest_sid),
+        ("participant-join", mod_sid),
+        ("conference-start", None),
+        ("participant-leave", mod_sid),
+        ("participant-leave", guest_sid),
+        ("conference-end", None),
+    ]
+    assert [r.params["SequenceNumber"] for r in sent] == ["1", "2", "3", "4", "5", "6"]
+    assert {r.params["ConferenceSid"] for r in sent} == {sent[0].params["ConferenceSid"]}
+    assert sent[0].params["ConferenceSid"].startswith("CF") and sent[0].params["FriendlyName"] == room
+    assert sent[0].params["Muted"] == "false" and sent[0].params["StartConferenceOnEnter"] == "false"
+    assert sent[1].params["EndConferenceOnExit"] == "true" and sent[1].params["Hold"] == "false"
+    assert sent[5].params["ReasonConferenceEnded"] == "participant-with-end-conference-on-exit-left"
+    assert sent[5].params["CallSidEndingConference"] == mod_sid
+    assert all(r.params["Timestamp"].endswith("+0000") for r in sent)
+    assert twiml_server.requests(path="/ignored") == []  # the room's callback is its first member's
+    # The guest heard the wait document (silence, not the default music), then the beep and the moderator.
+    assert np.abs(heard_guest[:6000].astype(np.int32)).max() < 200
+    frames = heard_guest[: heard_guest.size // 400 * 400].reshape(-1, 400).astype(np.float64)
+    spectrum = np.abs(np.fft.rfft(frames * np.hanning(400), axis=1))  # 20 Hz bins, 50 ms frames
+    mod_tone, beep = spectrum[:, round(450 / 20)], spectrum[:, round(880 / 20)]
+    steady = np.median(mod_tone[-30:-5])
+    joined = next(i for i in range(mod_tone.size) if mod_tone[i : i + 10].min() > 0.5 * steady)
+    assert beep[max(0, joined - 6) : joined + 6].max() > 20 * beep[joined + 20 : joined + 40].max()
+    assert band_level(heard_guest, 880.0) > 10 * band_level(heard_mod, 880.0)
+    assert level_at(heard_guest, 450.0) > 20 * level_at(heard_guest, 650.0)
