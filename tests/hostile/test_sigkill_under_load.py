@@ -1,0 +1,76 @@
+"""SIGKILL in the middle of a load of calls loses no record of a call that had completed.
+
+SIPp places calls at 40/s that the application rejects (486); after about 2 s, with calls still arriving
+and in progress, the switch is killed.  Every call whose 486 SIPp received (the call had completed, as far
+as its caller knows) must be in the SQLite store with a final status, read once the switch is gone.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import sqlite3
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from tests.helpers.ports import free_media_port, free_sip_port, free_tcp_port, free_udp_port
+from tests.helpers.sipp import sipp_command
+from tests.helpers.switch_process import SwitchProcess
+
+REJECT_BUSY = '<?xml version="1.0" encoding="UTF-8"?><Response><Reject reason="busy"/></Response>'
+FINAL = {"completed", "busy", "failed", "no-answer", "canceled"}
+_RECEIVED = re.compile(
+    r"message received \[\d+\] bytes :\s*\n\s*(SIP/2\.0 (\d{3})[^\n]*\n.*?)(?=\n-{10,}|\Z)", re.S
+)
+_CALL_ID = re.compile(r"^Call-ID:\s*(\S+)", re.M | re.I)
+
+
+def _completed_call_ids(messages: str) -> set[str]:
+    """The Call-IDs whose final 486 SIPp received."""
+    out = set()
+    for block, status in _RECEIVED.findall(messages):
+        match = _CALL_ID.search(block)
+        if status == "486" and match:
+            out.add(match.group(1))
+    return out
+
+
+def test_completed_calls_survive_sigkill_under_load() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        app = folder / "busy.xml"
+        app.write_text(REJECT_BUSY)
+        data = folder / "data"
+        switch = SwitchProcess(str(app), data_dir=data, rtp_ports=200)
+        switch.start()
+        workdir = folder / "sipp"
+        workdir.mkdir()
+        command = sipp_command(
+            "uac-reject-expect-486.xml", f"{switch.host}:{switch.sip_port}", "udp", service="load",
+            local_port=free_sip_port(), control_port=free_udp_port(), media_port=free_media_port(),
+            workdir=workdir, keys={"rtp_port": free_tcp_port()}, timeout=6,
+            extra_args=["-r", "40", "-m", "400", "-l", "100"],
+        )  # fmt: skip
+        sipp = subprocess.Popen(command, cwd=workdir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        try:
+            time.sleep(2.0)
+            process = switch._process  # noqa: SLF001
+            assert process is not None and process.poll() is None, switch.log[-3000:]
+            process.send_signal(signal.SIGKILL)
+            assert process.wait(10) == -signal.SIGKILL
+        finally:
+            try:
+                sipp.wait(30)
+            except subprocess.TimeoutExpired:
+                sipp.kill()
+                sipp.wait()
+        completed = _completed_call_ids((workdir / "messages.log").read_text(errors="replace"))
+        with sqlite3.connect(data / "switch.db") as db:
+            rows = dict(db.execute("SELECT sip_call_id, status FROM calls").fetchall())
+        switch.stop()
+    assert len(completed) >= 20, "the load did not get going before the kill"
+    assert len(completed) < 400, "the kill came after the load: nothing was in progress"
+    missing = sorted(call_id for call_id in completed if rows.get(call_id) not in FINAL)
+    assert missing == [], f"{len(missing)} of {len(completed)} completed calls lost: {missing[:5]}"
