@@ -111,6 +111,8 @@ def split_list(value: str) -> list[str]:
     if "," not in value:
         stripped = value.strip()
         return [stripped] if stripped else []
+    if '"' not in value and "<" not in value:
+        return [p for p in (part.strip() for part in value.split(",")) if p]
     parts: list[str] = []
     start = 0
     in_quotes = False
@@ -242,6 +244,8 @@ class Headers:
 
 def _split_params(text: str, what: str) -> list[str]:
     """Split ';'-separated parameters outside quoted strings."""
+    if '"' not in text:
+        return text.split(";")
     parts: list[str] = []
     start = 0
     in_quotes = False
