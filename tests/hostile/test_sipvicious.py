@@ -193,3 +193,53 @@ def test_stale_nonce_and_first_challenge_are_no_failures(switch: SwitchProcess) 
     finally:
         client.close()
     assert not switch.log_lines("blocking 127.0.0.70")
+
+
+def _invite(
+    sock: socket.socket, target: tuple[str, int], user: str, authorization: str | None
+) -> Reply | None:
+    """An INVITE (with SDP) from ``user``; its final response (a non-2xx one is ACKed)."""
+    local = sock.getsockname()
+    call_id, branch, tag = (
+        "inv-" + secrets.token_hex(6),
+        "z9hG4bK" + secrets.token_hex(6),
+        secrets.token_hex(4),
+    )
+    sdp = (
+        f"v=0\r\no=- 1 1 IN IP4 {local[0]}\r\ns=-\r\nc=IN IP4 {local[0]}\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\n"
+    )
+    head = [
+        f"INVITE sip:svc@{target[0]}:{target[1]} SIP/2.0",
+        f"Via: SIP/2.0/UDP {local[0]}:{local[1]};branch={branch};rport",
+        "Max-Forwards: 70",
+        f"From: <sip:{user}@{target[0]}>;tag={tag}",
+        f"To: <sip:svc@{target[0]}>",
+        f"Call-ID: {call_id}",
+        "CSeq: 1 INVITE",
+        f"Contact: <sip:{user}@{local[0]}:{local[1]}>",
+        "Content-Type: application/sdp",
+    ]
+    if authorization is not None:
+        head.append(f"Proxy-Authorization: {authorization}")
+    sock.sendto(("\r\n".join([*head, f"Content-Length: {len(sdp)}", "", ""]) + sdp).encode(), target)
+    while (reply := recv_udp(sock, 3.0)) is not None:
+        if reply.call_id == call_id and reply.status >= 200:
+            ack = [head[0].replace("INVITE", "ACK", 1), *head[1:4], f"To: {reply.header('To')}", head[5]]
+            sock.sendto(("\r\n".join([*ack, "CSeq: 1 ACK", "Content-Length: 0", "", ""])).encode(), target)
+            return reply
+    return None
+
+
+def test_invite_with_wrong_proxy_credentials_blocks_the_source(switch: SwitchProcess) -> None:
+    target = (switch.host, switch.sip_port)
+    wrong = (
+        'Digest username="100", realm="switch", nonce="x", uri="sip:svc@127.0.0.1", '
+        f'response="{"0" * 32}", algorithm=MD5'
+    )
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.71", 0))
+        assert _invite(sock, target, "100", None).status == 407  # type: ignore[union-attr]  # not a failure
+        statuses = [_invite(sock, target, "100", wrong) for _ in range(5)]
+        assert [r.status if r else None for r in statuses] == [407] * 5
+        assert switch.wait_for_log("blocking 127.0.0.71 for 30 s after 5 failed authentications", 3.0)
+        assert _invite(sock, target, "100", None) is None  # dropped while blocked
