@@ -160,6 +160,11 @@ class InbandDetectors:
         self._slot_index = np.array([slot_of(c) for c in self._channels], np.intp)
         self.dirty = False
 
+    def live(self, started: NDArray[np.bool_]) -> bool:
+        """Whether any channel with detection has received RTP (``started``: per slot); until one has,
+        :meth:`process` has nothing to listen to and the tick skips it (and the decode it needs)."""
+        return bool(self._channels) and bool(started[self._slot_index].any())
+
     def process(self, heard: NDArray[np.int16]) -> list[tuple[int, str]]:
         """Feed this tick's frames (rows are slots); return (channel, digit) for every digit that started."""
         if self._detector is None or not self._channels:

@@ -144,6 +144,7 @@ class JitterBuffer:
         self._mark1 = np.zeros(capacity, np.int64)
         self.complete = np.zeros(0, np.bool_)
         """Per slot of the last pull: every sample of the frame was present."""
+        self._nothing = np.zeros(capacity, np.bool_)
         self.capacity = capacity
         self.target[old:] = START_DELAY
 
@@ -204,6 +205,7 @@ class JitterBuffer:
         result = PutResult.STORED
         if not self.started[slot]:
             self.started[slot] = True
+            self.target[slot] = max(int(self.target[slot]), START_DELAY)
             self.play[slot] = (timestamp - int(self.target[slot])) & 0xFFFFFFFF
             self.origin[slot] = timestamp
             self.newest[slot] = timestamp
@@ -268,6 +270,11 @@ class JitterBuffer:
         """
         if n == 0:
             return np.zeros(0, np.bool_)
+        if not self.started[:n].any():  # no channel has received RTP yet: no frame to take, none lost
+            self.complete = nothing = self._nothing[:n]
+            if fetch:
+                present[:n] = False
+            return nothing
         play = self.play[:n]
         block = self._block[:n]
         np.subtract(play, self.origin[:n], out=block)

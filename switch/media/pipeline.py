@@ -8,7 +8,7 @@ Order of a tick (all ``(channels, 160)`` arrays allocated in advance):
 3. decode two bytes per lookup (:data:`~switch.media.codec_registry.DECODE_PAIRS`), zero what is missing,
    conceal the rows that lost a frame (:class:`~switch.media.conceal.RowConcealer`) — skipped entirely when
    no channel needs decoded audio (only pass-through bridges, or no bridge at all);
-4. in-band DTMF over the channels that have it enabled;
+4. in-band DTMF over the channels that have it enabled, once one of them has received RTP;
 5. mix (:meth:`Mixer.render`): a bridge row is a row copy, rooms are summed by groups of rooms of one size,
    int32 only where sums are made, plus players, clipped;
 6. recorders take copies of what they need;
@@ -146,7 +146,8 @@ class Pipeline:
         kind = table.kind
         passable = (codec[dst] == codec[src]) & (kind[dst] == kind[src]) & (kind[dst] != OPUS)
         passable &= ~table.playing[dst]
-        need_decode = bool(self.mixer.members.size or self._record_channels or self.inband.active)
+        inband = self.inband.active and self.inband.live(self.jitter.started)
+        need_decode = bool(self.mixer.members.size or self._record_channels or inband)
         need_decode = need_decode or not passable.all()
         # Only pass-through: the received bytes go straight from the rings into the partners' packets.
         lost = self.jitter.pull(n, self.rx_bytes, self.present, fetch=need_decode)
@@ -155,7 +156,7 @@ class Pipeline:
         self.decoded = need_decode
         if need_decode:
             self._decode(n, lost, complete)
-            if self.inband.active:
+            if inband:
                 result.digits = self.inband.process(self.heard)
             audio = self._mix_audio(n, heard)
         else:

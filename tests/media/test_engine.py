@@ -264,3 +264,19 @@ async def test_concurrent_creates_and_closes_keep_channels_and_sockets_together(
         assert engine._protocols[slot].channel == channel
     await asyncio.gather(*(engine.close_channel(channel) for channel in live))
     assert engine.channel_count == 0
+
+
+async def test_a_channel_without_rtp_costs_no_decode_nor_inband_detection(
+    engine: MediaEngine, sinks: MakeSink
+) -> None:
+    sink = sinks()
+    channel = await engine.create_channel()
+    engine.configure(channel, remote=sink.addr, codec="PCMU", payload_type=0)  # in-band DTMF on
+    await engine.wait_ticks(3)
+    assert engine._pipeline.inband.active == 1
+    assert not engine._pipeline.decoded  # nothing received: nothing to decode or listen to
+    packet = RtpPacket(payload_type=0, sequence_number=1, timestamp=0, ssrc=7, payload=bytes(160))
+    sink.sock.sendto(packet.serialize(), ("127.0.0.1", engine.local_port(channel)))
+    await engine.wait_ticks(3)
+    assert engine.stats(channel).packets_received == 1
+    assert engine._pipeline.decoded  # now the detector listens, so the tick decodes

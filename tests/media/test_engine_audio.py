@@ -282,4 +282,11 @@ async def test_ptime_sets_the_packet_size(engine: Engine, peers: list[Peer], pti
     assert np.all(np.diff([p.sequence_number for p in packets]) % 65536 == 1)
     assert packets[0].marker and not any(p.marker for p in packets[1:])
     payload: NDArray[np.uint8] = np.frombuffer(b"".join(p.payload for p in packets), np.uint8)
-    assert payload.tobytes() == ulaw_encode(pcm)[: len(payload)].tobytes()
+    expected = ulaw_encode(pcm)
+    if isinstance(engine, WorkerMediaEngine):
+        # The worker may tick between the configure and the play command: silence until the prompt.
+        silence = np.flatnonzero(payload != 0xFF)[0] // 160 * 160
+        assert set(payload[:silence].tolist()) <= {0xFF}
+        payload = payload[silence:]
+    assert payload.size >= 4000  # at least half a second of the prompt
+    assert payload.tobytes() == expected[: len(payload)].tobytes()

@@ -138,3 +138,17 @@ def test_slots_move_with_their_state() -> None:
     jb.move(1, 0)
     _delay(jb)
     assert _pull(jb, 1)[0][0].tobytes() == _payload(4)
+
+
+def test_ticks_before_the_first_packet_take_nothing_and_keep_the_start_delay() -> None:
+    jb = JitterBuffer(4)
+    for _ in range(5):
+        out, present, lost = _pull(jb, 4)
+        assert not lost.any() and not present.any() and not jb.complete.any()
+    jb.put(2, TS0, _payload(0), 0.0)
+    assert int(jb.target[2]) == START_DELAY
+    assert int(jb.play[2]) == (TS0 - START_DELAY) & 0xFFFFFFFF
+    _pull(jb, 4)
+    _pull(jb, 4)  # the 40 ms of start delay
+    out, present, lost = _pull(jb, 4)
+    assert out[2].tobytes() == _payload(0) and present[2].all() and jb.complete.tolist() == [0, 0, 1, 0]
