@@ -281,6 +281,10 @@ async def test_openapi_document_lists_the_resources(api: Api) -> None:
     assert document["openapi"] == "3.1.0"
     calls = document["paths"]["/2010-04-01/Accounts/{AccountSid}/Calls.json"]
     assert set(calls) == {"get", "post"}
+    account = "/2010-04-01/Accounts/{AccountSid}"
+    assert set(document["paths"][f"{account}/Queues/{{Sid}}/Members/{{CallSid}}.json"]) == {"get", "post"}
+    participant = document["paths"][f"{account}/Conferences/{{Sid}}/Participants/{{CallSid}}.json"]
+    assert set(participant) == {"get", "post", "delete"}
     assert calls["post"]["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"][
         "required"
     ] == [
