@@ -276,6 +276,7 @@ class Switch:
         )
         # Status callbacks hear of a call's end once its record is committed (issue 7).
         manager.add_listener(api.records.after_commit(StatusCallbackRouter(client, settings).listener))
+        api.context.answers.sender = client.send  # RecordingStatusCallback of Calls.json Record=true
         await api.start()
         await transport.start(settings.host, settings.sip_port)
         loop = asyncio.get_running_loop()
