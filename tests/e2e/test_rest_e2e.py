@@ -269,8 +269,9 @@ def test_conference_participants_mute_remove_and_end(
 
 
 def test_recorded_call_media_as_wav_and_mp3(
-    rest_switch: SwitchProcess, client: Client, tmp_path: Path
+    rest_switch: SwitchProcess, client: Client, twiml_server: TwimlServer, tmp_path: Path
 ) -> None:
+    twiml_server.route("/rest-recording", "")
     with phone(rest_switch, "alice", tone_wav(tmp_path / "alice.wav", 30, ALICE_HZ), tmp_path) as alice:
         assert "[1 binding]" in wait_registration(alice)
         call = client.calls.create(
@@ -278,6 +279,7 @@ def test_recorded_call_media_as_wav_and_mp3(
             from_="+15550007004",
             twiml='<Response><Pause length="30"/></Response>',
             record=True,
+            recording_status_callback=twiml_server.url("/rest-recording"),
         )
         alice.wait_event("CALL_ESTABLISHED", timeout=10)
         time.sleep(3.0)
@@ -289,6 +291,9 @@ def test_recorded_call_media_as_wav_and_mp3(
         recording.call_sid == call.sid and recording.source == "OutboundAPI" and int(recording.duration) >= 2
     )
     media = f"{client.api.base_url}/2010-04-01/Accounts/{AC}/Recordings/{recording.sid}"
+    [posted] = twiml_server.wait_for_requests(1, path="/rest-recording", timeout=5)
+    assert posted.params["RecordingSid"] == recording.sid and posted.params["CallSid"] == call.sid
+    assert posted.params["RecordingUrl"] == media and "X-Twilio-Signature" in posted.headers
     with urllib.request.urlopen(media + ".wav") as response:
         assert response.headers["Content-Type"] == "audio/x-wav"
         wav = tmp_path / "got.wav"
