@@ -5,7 +5,7 @@
     │     11100 invalid URL, 11200 HTTP 4xx/5xx (or unreadable file),
     │     11205 connect failure or timeout, 11206 HTTP protocol violation,
     │     12300 content type not acceptable
-    └── (parse failures are TwimlError(12100, ...))
+    └── (parse failures are TwimlError(12100, ...); a document over 64 KiB, TwimlError(11750, ...))
 
 Warnings that do not stop a document (unknown attributes, bad values) are logged with code 12200.
 Every error and warning goes through ``report``: logged with the CallSid, and handed to the session's sink
@@ -28,6 +28,7 @@ __all__ = [
     "INVALID_URL",
     "PARSE_FAILURE",
     "PROTOCOL_VIOLATION",
+    "RESPONSE_TOO_LARGE",
     "SCHEMA_WARNING",
     "ErrorSink",
     "TwimlError",
@@ -40,6 +41,7 @@ INVALID_URL = 11100
 HTTP_RETRIEVAL_FAILURE = 11200
 CONNECT_FAILURE = 11205
 PROTOCOL_VIOLATION = 11206
+RESPONSE_TOO_LARGE = 11750
 PARSE_FAILURE = 12100
 SCHEMA_WARNING = 12200
 BAD_CONTENT_TYPE = 12300

@@ -14,7 +14,7 @@ from typing import NoReturn, overload
 from xml.etree.ElementTree import Element, TreeBuilder
 
 from switch.twiml.dial import Dial
-from switch.twiml.errors import PARSE_FAILURE, TwimlError
+from switch.twiml.errors import PARSE_FAILURE, RESPONSE_TOO_LARGE, TwimlError
 from switch.twiml.gather import Gather
 from switch.twiml.queues import Enqueue, Leave
 from switch.twiml.record import Record
@@ -105,11 +105,12 @@ def _parse_xml(data: bytes) -> Element:
 def parse_twiml(data: bytes, *, base_url: str) -> Document:
     """Parse a TwiML document; relative URLs inside resolve against ``base_url``.
 
-    Raises TwimlError(12100) for anything that is not a safe, well-formed ``<Response>`` of known verbs.
+    Raises TwimlError(12100) for anything that is not a safe, well-formed ``<Response>`` of known verbs, and
+    TwimlError(11750) for a document over 64 KiB (Twilio's "TwiML response body too large").
     Unknown attributes and bad attribute values are logged as warning 12200 and ignored.
     """
     if len(data) > MAX_DOCUMENT_BYTES:
-        raise TwimlError(PARSE_FAILURE, f"document larger than {MAX_DOCUMENT_BYTES} bytes")
+        raise TwimlError(RESPONSE_TOO_LARGE, f"document larger than {MAX_DOCUMENT_BYTES} bytes")
     for marker in _FORBIDDEN:
         if marker in data:
             _refuse(marker[2:].decode())

@@ -62,6 +62,7 @@ FAULTS: dict[str, int] = {
     "html": 12300,  # an HTML page (text/html) instead of TwiML
     "billion-laughs": 12100,
     "lowercase": 12100,  # <response><say>: element names are case-sensitive, as on Twilio
+    "too-large": 11750,  # a document over 64 KiB (Twilio's "TwiML response body too large")
     "garbage": 11206,  # the application's port answers bytes that are not HTTP
     "redirect-loop": 11200,  # <Redirect> to itself, past the redirect limit
     "dies-mid-call": 11205,  # the Gather action goes to a server stopped meanwhile
@@ -199,6 +200,7 @@ def serve(server: TwimlServer, mid: TwimlServer) -> None:
     server.on_user("billion-laughs", Reply(BILLION_LAUGHS))
     server.on_user("lowercase", "<response><say>This application should never be heard.</say></response>")
     server.route("/status", "")
+    server.on_user("too-large", f"<Response><Say>{'la ' * 22000}</Say></Response>")
     server.on_user(WARNED, f'<Response><Say voice="man" mood="cheerful">{STILL_HERE}</Say></Response>')
     loop = VoiceResponse()
     loop.append(Redirect("/loop"))
@@ -344,7 +346,7 @@ def test_each_error_names_the_url_that_failed(faults: Faults) -> None:
     assert first["dies-mid-call"] == faults.mid_server.url("/after"), first
     assert first["redirect-loop"] == faults.server.url("/loop"), first
     assert first["garbage"].endswith("/voice") and first["garbage"] != faults.server.url("/voice"), first
-    for user in ("slow", "http-500", "html", "billion-laughs", "lowercase", "fallback-500"):
+    for user in ("slow", "http-500", "html", "billion-laughs", "lowercase", "too-large", "fallback-500"):
         assert first[user] == faults.server.url("/voice"), (user, first)
 
 
