@@ -377,8 +377,9 @@ async def _dial_conference(call: Call, request: DialRequest, target: DialTarget)
         await call.answer()
     log.info("conference join CallSid=%s ConferenceSid=%s room=%s", call.sid, room.sid, room.name)
     started = time.time()
-    seat = _Seat(call, member, room.sid)
+    seat = _Seat(call, member, room)
     member.on_change = seat.apply
+    _SEATS[call.sid] = seat
     try:
         if not room.started.is_set():
             seat.music(True, target.option("waitUrl") or None, target.option("waitMethod", "POST").upper())
@@ -393,6 +394,7 @@ async def _dial_conference(call: Call, request: DialRequest, target: DialTarget)
             await _first(*waits, timeout=request.time_limit)
     finally:
         member.on_change = None
+        _SEATS.pop(call.sid, None)
         seat.in_room = False
         seat.music(False)
         if not call.ended.is_set():
@@ -410,13 +412,14 @@ async def _dial_conference(call: Call, request: DialRequest, target: DialTarget)
 class _Seat:
     """A member's media: in the room's mix (muted or not), or out of it hearing music (waiting, on hold)."""
 
-    def __init__(self, call: Call, member: Member, room_sid: str) -> None:
+    def __init__(self, call: Call, member: Member, room: Conference) -> None:
         self.call = call
         self.member = member
-        self.room_sid = room_sid
+        self.room = room
         self.in_room = False
         self.mixed = False
         self._music: asyncio.Future[None] | None = None
+        self._stopping: asyncio.Future[None] | None = None
         self._music_url: str | None = None
         self._context = contextvars.copy_context()
         """The Dial's context (its webhook client): a hold asked by the REST API plays holdUrl with it."""
@@ -426,6 +429,8 @@ class _Seat:
         if self.call.ended.is_set():
             return
         try:
+            if not self.in_room and self.room.started.is_set() and not member.removed.is_set():
+                self.in_room = True  # the room started: leave the wait music before anyone beeps
             if not self.in_room:
                 return
             if member.hold:
@@ -436,7 +441,7 @@ class _Seat:
                 return
             self.music(False)
             if not self.mixed:
-                media.join_room(self.call.channel, self.room_sid, muted=member.muted)
+                media.join_room(self.call.channel, self.room.sid, muted=member.muted)
                 self.mixed = True
             else:
                 media.set_muted(self.call.channel, member.muted)
@@ -446,14 +451,21 @@ class _Seat:
     def music(self, on: bool, url: str | None = None, method: str = "POST") -> None:
         if self._music is not None and (not on or url != self._music_url):
             self._music.cancel()
-            self._music = None
+            self._stopping, self._music = self._music, None
         if on and self._music is None and not self.call.ended.is_set():
             self._music_url = url
             loop = asyncio.get_running_loop()
             self._music = loop.create_task(_hold_music(self.call, url, method), context=self._context)
 
+    async def quiet(self) -> None:
+        """Until the music just stopped has really stopped (its task stops the channel's playback)."""
+        if self._stopping is not None:
+            await asyncio.wait({self._stopping})
 
+
+_SEATS: dict[str, _Seat] = {}
 _BEEP = dual_tone(880.0, 0.0, 2000, level_dbm0=-12.0)  # 250 ms
+_BEEPS: set[asyncio.Future[None]] = set()
 
 
 def _beep(room: Conference, member: Member, *, entering: bool) -> None:
@@ -461,8 +473,17 @@ def _beep(room: Conference, member: Member, *, entering: bool) -> None:
     mode = member.beep.lower()
     if mode == "false" or mode == ("onexit" if entering else "onenter") or not room.started.is_set():
         return
-    for other in room.members.values():
-        if other is member or other.hold or other.call.ended.is_set():
+    others = [m for m in room.members.values() if m is not member]
+    task = asyncio.ensure_future(_play_beep(others))
+    _BEEPS.add(task)
+    task.add_done_callback(_BEEPS.discard)
+
+
+async def _play_beep(members: list[Member]) -> None:
+    seats = [seat for m in members if (seat := _SEATS.get(m.call.sid)) is not None]
+    await asyncio.gather(*(seat.quiet() for seat in seats))  # a wait music that stops must not cut it
+    for other in members:
+        if other.hold or other.removed.is_set() or other.call.ended.is_set():
             continue
         try:
             played = other.call.manager.media.play(other.call.channel, _BEEP, 1)

@@ -45,7 +45,8 @@ class Member:
     removed: asyncio.Event = field(default_factory=asyncio.Event)
     """Set when this member must leave: kicked (REST), or the room ended."""
     on_change: Callable[[Member], None] | None = None
-    """Called after mute or hold changed (the Dial running this member applies it to the media)."""
+    """Called after mute or hold changed, and when the room starts (the Dial running this member applies
+    it to the media at once)."""
 
 
 @dataclass(slots=True, eq=False)
@@ -132,6 +133,8 @@ class ConferenceManager:
         if member.start_on_enter and not room.started.is_set():
             room.started.set()
             room.status = "in-progress"
+            for waiting in list(room.members.values()):  # out of the wait music, into the mix, now
+                self._changed(waiting)
             self._emit(room, "conference-start", None)
         return room
 
