@@ -151,3 +151,25 @@ def test_records_survive_sigkill(switch: SwitchProcess, data_dir: Path) -> None:
         after = {c.sid: c.status for c in client_of(again).calls.list(page_size=2)}
     assert {sid: after.get(sid) for sid in ended} == dict.fromkeys(ended, "completed")
     assert after == before
+
+
+def test_a_call_live_at_sigkill_is_ended_when_the_switch_starts_again(tmp_path: Path) -> None:
+    """Only creation and end are written: a call the crash cut is ended at start (failed: its answer was
+    never written), not left in-progress for ever."""
+    uas = SippUas(timeout=20)
+    try:
+        with _switch(tmp_path) as first:
+            client = client_of(first)
+            call = client.calls.create(to=f"sip:uas@{uas.target}", from_="+15559990001", twiml=HOLD)
+            watch(client, call.sid, "in-progress")
+            process = first._process
+            assert process is not None
+            process.send_signal(signal.SIGKILL)
+            assert process.wait(10) == -signal.SIGKILL
+    finally:
+        uas.kill()
+    with _switch(tmp_path) as again:
+        fetched = client_of(again).calls(call.sid).fetch()
+        assert again.wait_for_log("1 calls of an earlier run had no end", 5)
+    assert (fetched.status, fetched.duration) == ("failed", "0") and fetched.end_time is not None
+    assert fetched.end_time == fetched.start_time  # the last time it was saved: its creation
