@@ -41,6 +41,8 @@ class Settings:
     force_rport: bool = False
     recordings_auth: bool = False
     egress_allow: tuple[IPNetwork, ...] = ()
+    dial_allow: tuple[str, ...] = ()
+    dial_deny: tuple[str, ...] = ()
     t1: float = 0.5
     t2: float = 4.0
     t4: float = 5.0
@@ -109,6 +111,9 @@ _HELP = {
     "force_rport": "answer every request at its source address, whatever its Via says",
     "recordings_auth": "recording media needs the API's Basic auth (default: public, as on Twilio)",
     "egress_allow": "CIDR[,CIDR]: the only networks the switch may send to (default: anywhere)",
+    "dial_allow": "PATTERN[,PATTERN]: the only SIP URIs <Dial><Sip> may call, globs (re:REGEX for a regular "
+    "expression) on the host or user@host (default: any)",
+    "dial_deny": "PATTERN[,PATTERN]: SIP URIs <Dial><Sip> may never call (same patterns; deny wins)",
     "t1": "SIP timer T1 in seconds (RFC 3261, default 0.5)",
     "t2": "SIP timer T2 in seconds (default 4)",
     "t4": "SIP timer T4 in seconds (default 5)",
@@ -224,6 +229,9 @@ def _convert(name: str, raw: object) -> object:
             return tuple(
                 ipaddress.ip_network(str(item).strip(), strict=False) for item in items if str(item).strip()
             )
+        if name in ("dial_allow", "dial_deny"):
+            items = raw if isinstance(raw, list | tuple) else str(raw).split(",")
+            return tuple(str(item).strip() for item in items if str(item).strip())
         if name == "data_dir":
             return Path(str(raw)).expanduser()
         if name == "dialplan":
