@@ -21,7 +21,7 @@ from switch.calls.call import Call
 from switch.calls.dtmf import INFO_CONTENT_TYPES
 from switch.calls.manager import CallManager
 from switch.config import Settings
-from switch.dialplan import Dialplan, load_dialplan
+from switch.dialplan import Dialplan, load_dialplan, with_dial_policy
 from switch.media.control import MediaControl
 from switch.media.engine import MediaEngine
 from switch.media.tts import TextToSpeech
@@ -252,7 +252,7 @@ class Switch:
             egress_allowed=settings.egress_allowed,
             max_calls=settings.max_calls,
             allowed_methods=ALLOWED_METHODS,
-            dialplan=dialplan_for(settings),
+            dialplan=with_dial_policy(dialplan_for(settings), settings.dial_allow, settings.dial_deny),
         )
         self.manager = manager
         metrics = Metrics()
