@@ -23,16 +23,29 @@ trunks ``<Dial><Number>`` goes out through. Loaded from the TOML file named by `
 
 from __future__ import annotations
 
+import dataclasses
+import fnmatch
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from switch.sip.auth import Algorithm, compute_ha1
 
-__all__ = ["Dialplan", "DialplanError", "Route", "Trunk", "User", "load_dialplan", "parse_dialplan"]
+__all__ = [
+    "DialPolicy",
+    "Dialplan",
+    "DialplanError",
+    "Route",
+    "Trunk",
+    "User",
+    "clean_number",
+    "load_dialplan",
+    "parse_dialplan",
+    "with_dial_policy",
+]
 
 DEFAULT_REALM = "switch"
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
@@ -91,6 +104,8 @@ class Dialplan:
     routes: tuple[Route, ...] = ()
     trunks: Mapping[str, Trunk] = field(default_factory=dict)
     algorithms: tuple[Algorithm, ...] = ("SHA-256", "MD5")
+    dial_policy: DialPolicy = field(default_factory=lambda: DialPolicy())
+    """Which SIP URIs ``<Dial><Sip>`` may call (``--dial-allow`` / ``--dial-deny``)."""
 
     def route_for(self, called_user: str, *, authenticated: bool) -> Route | None:
         """The first route matching ``called_user`` that this caller may reach (anonymous: public only)."""
@@ -105,6 +120,57 @@ class Dialplan:
             if trunk.allows(number):
                 return trunk
         return None
+
+
+NUMBER = re.compile(r"\+?[0-9*#]{1,32}")
+"""What ``<Number>`` may hold once spaces, dashes, dots and parentheses are gone: nothing that could change
+the Request-URI sent to the trunk (no ``@``, ``;`` or ``:``)."""
+
+
+def clean_number(text: str) -> str | None:
+    """``text`` as a dialable number (``+`` and digits, ``*``, ``#``), or None when it is not one."""
+    number = re.sub(r"[\s().-]", "", text)
+    return number if NUMBER.fullmatch(number) else None
+
+
+def _policy_pattern(text: str) -> re.Pattern[str]:
+    """``re:REGEX`` as it is; anything else is a glob (``*.example.com``, ``alice@10.0.0.*``)."""
+    if text.startswith("re:"):
+        try:
+            return re.compile(text[3:], re.IGNORECASE)
+        except re.error as exc:
+            raise DialplanError(f"dial pattern {text!r} is not a regular expression: {exc}") from exc
+    return re.compile(fnmatch.translate(text), re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class DialPolicy:
+    """Toll-fraud guard for SIP URIs dialled from TwiML: deny wins; with an allow list, only what it names.
+
+    A pattern is matched (whole) against the URI's host and against ``user@host``."""
+
+    allow: tuple[re.Pattern[str], ...] = ()
+    deny: tuple[re.Pattern[str], ...] = ()
+
+    @classmethod
+    def from_patterns(cls, allow: Sequence[str] = (), deny: Sequence[str] = ()) -> DialPolicy:
+        return cls(tuple(_policy_pattern(p) for p in allow), tuple(_policy_pattern(p) for p in deny))
+
+    def refusal(self, user: str | None, host: str) -> str | None:
+        """Why a call to ``user@host`` is refused, or None when it may go."""
+        host = host.strip("[]").lower()
+        subjects = (host, f"{user}@{host}") if user else (host,)
+        for pattern in self.deny:
+            if any(pattern.fullmatch(s) for s in subjects):
+                return f"denied by --dial-deny {pattern.pattern!r}"
+        if self.allow and not any(p.fullmatch(s) for p in self.allow for s in subjects):
+            return "not in --dial-allow"
+        return None
+
+
+def with_dial_policy(dialplan: Dialplan, allow: Sequence[str], deny: Sequence[str]) -> Dialplan:
+    """``dialplan`` with the ``--dial-allow`` / ``--dial-deny`` policy."""
+    return dataclasses.replace(dialplan, dial_policy=DialPolicy.from_patterns(allow, deny))
 
 
 def _text(table: Mapping[str, Any], key: str, where: str, *, required: bool = False) -> str | None:

@@ -23,10 +23,12 @@ from switch.calls.call import InboundCall, OutboundCall
 from switch.calls.conference_events import callbacks_for, parse_events
 from switch.calls.conferences import Conference, Member
 from switch.calls.ringtones import ring_tone
+from switch.dialplan import clean_number
 from switch.media.engine import MediaError
 from switch.sip.message import make_response
 from switch.sip.uri import SipURI, parse_uri
 from switch.twiml.dial import DIAL_CONTEXT, DialRequest, DialResult, DialTarget
+from switch.twiml.errors import report
 from voicecodecs.tones import dual_tone
 
 if TYPE_CHECKING:
@@ -35,6 +37,11 @@ if TYPE_CHECKING:
 __all__ = ["LegPlan", "dial", "hold_music", "plan_legs"]
 
 log = logging.getLogger("switch.calls")
+
+INVALID_NUMBER = 13224
+"""Twilio's "Dial: invalid phone number"."""
+DIAL_REFUSED = 13227
+"""Twilio's "Dial: no international authorization": the destination is not one this switch may call."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +91,10 @@ def _plan_target(call: Call, target: DialTarget, caller_id: str, now: float) -> 
         if not isinstance(uri, SipURI):
             log.warning("Dial CallSid=%s: <Sip> %r is not a SIP URI", call.sid, target.value)
             return []
+        refusal = manager.dialplan.dial_policy.refusal(uri.user, uri.host)
+        if refusal is not None:
+            report(DIAL_REFUSED, f"<Dial><Sip> to {uri} refused: {refusal}", call_sid=call.sid)
+            return []
         credentials = (target.username, target.password or "") if target.username else None
         return [
             LegPlan(uri, str(uri), caller_id, credentials=credentials, url=target.url, method=target.method)
@@ -110,10 +121,13 @@ def _plan_target(call: Call, target: DialTarget, caller_id: str, now: float) -> 
             log.info("Dial CallSid=%s: client %r is not registered", call.sid, target.value)
         return plans
     if target.kind == "number":
-        number = target.value.replace(" ", "")
+        number = clean_number(target.value)
+        if number is None:
+            report(INVALID_NUMBER, f"<Number> {target.value!r} is not a phone number", call_sid=call.sid)
+            return []
         trunk = manager.dialplan.trunk_for(number)
         if trunk is None:
-            log.warning("Dial CallSid=%s: no trunk may call %r", call.sid, number)
+            report(DIAL_REFUSED, f"<Number> {number}: no trunk may call it", call_sid=call.sid)
             return []
         gateway = parse_uri(trunk.gateway)
         if not isinstance(gateway, SipURI):
