@@ -149,21 +149,24 @@ class DialPolicy:
 
     A pattern is matched (whole) against the URI's host and against ``user@host``."""
 
-    allow: tuple[re.Pattern[str], ...] = ()
-    deny: tuple[re.Pattern[str], ...] = ()
+    allow: tuple[tuple[str, re.Pattern[str]], ...] = ()
+    """(as written, compiled) pairs."""
+    deny: tuple[tuple[str, re.Pattern[str]], ...] = ()
 
     @classmethod
     def from_patterns(cls, allow: Sequence[str] = (), deny: Sequence[str] = ()) -> DialPolicy:
-        return cls(tuple(_policy_pattern(p) for p in allow), tuple(_policy_pattern(p) for p in deny))
+        return cls(
+            tuple((p, _policy_pattern(p)) for p in allow), tuple((p, _policy_pattern(p)) for p in deny)
+        )
 
     def refusal(self, user: str | None, host: str) -> str | None:
         """Why a call to ``user@host`` is refused, or None when it may go."""
         host = host.strip("[]").lower()
         subjects = (host, f"{user}@{host}") if user else (host,)
-        for pattern in self.deny:
+        for text, pattern in self.deny:
             if any(pattern.fullmatch(s) for s in subjects):
-                return f"denied by --dial-deny {pattern.pattern!r}"
-        if self.allow and not any(p.fullmatch(s) for p in self.allow for s in subjects):
+                return f"denied by --dial-deny {text!r}"
+        if self.allow and not any(p.fullmatch(s) for _, p in self.allow for s in subjects):
             return "not in --dial-allow"
         return None
 

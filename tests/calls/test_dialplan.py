@@ -103,3 +103,33 @@ def test_demo_dialplan_loads() -> None:
     route = plan.route_for("anything", authenticated=False)
     assert route is not None and route.public and route.twiml.endswith("demo.xml")
     assert Path(route.twiml).is_file()
+
+
+def test_dial_policy_deny_wins_and_allow_limits() -> None:
+    from switch.dialplan import DialPolicy
+
+    open_policy = DialPolicy.from_patterns()
+    assert open_policy.refusal("anyone", "198.51.100.7") is None
+    policy = DialPolicy.from_patterns(
+        allow=["*.example.com", r"re:^alice@10\.0\.0\.[0-9]+$"], deny=["premium@*", "evil.example.com"]
+    )
+    assert policy.refusal("bob", "pbx.example.com") is None
+    assert policy.refusal("bob", "PBX.Example.COM") is None  # host names are case-insensitive
+    assert policy.refusal("alice", "10.0.0.12") is None
+    assert policy.refusal("mallory", "10.0.0.12") == "not in --dial-allow"
+    assert policy.refusal(None, "198.51.100.7") == "not in --dial-allow"
+    assert policy.refusal("x", "evil.example.com") == "denied by --dial-deny 'evil.example.com'"
+    assert policy.refusal("premium", "pbx.example.com") == "denied by --dial-deny 'premium@*'"
+    with pytest.raises(DialplanError, match="not a regular expression"):
+        DialPolicy.from_patterns(allow=["re:("])
+
+
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [("+1 (555) 010-0199", "+15550100199"), ("*72#", "*72#"), ("+1555@evil.example.com", None),
+     ("+1555;maddr=203.0.113.9", None), ("sip:+1555", None), ("", None), ("1" * 33, None)],
+)  # fmt: skip
+def test_number_is_only_digits(text: str, number: str | None) -> None:
+    from switch.dialplan import clean_number
+
+    assert clean_number(text) == number
