@@ -33,6 +33,7 @@ from voicecodecs.tones import dual_tone
 
 if TYPE_CHECKING:
     from switch.calls.call import Call
+    from switch.calls.queues import QueueEntry
 
 __all__ = ["LegPlan", "dial", "hold_music", "plan_legs"]
 
@@ -328,6 +329,12 @@ async def _dial_queue(call: Call, request: DialRequest, target: DialTarget) -> D
         await call.answer()
     entry.dequeued.set_result(call.sid)  # the caller's wait music stops
     await asyncio.sleep(0)  # let the caller's <Enqueue> stop its playback before the bridge starts
+    if target.url:  # played to the dequeued caller before the bridge
+        declined = await _queue_whisper(call, entry, target)
+        if declined is not None:
+            if not entry.bridge_ended.done():
+                entry.bridge_ended.set_result(declined)
+            return DialResult("no-answer", caller.sid)
     media = call.manager.media
     started = time.time()
     result = "bridged"
@@ -353,6 +360,26 @@ async def _dial_queue(call: Call, request: DialRequest, target: DialTarget) -> D
             entry.bridge_ended.set_result("hangup" if caller.ended.is_set() else result)
     duration = int(time.time() - started)
     return DialResult("completed", caller.sid, duration, bridged=result == "bridged")
+
+
+async def _queue_whisper(call: Call, entry: QueueEntry, target: DialTarget) -> str | None:
+    """Run the Queue noun's url on the dequeued caller; None to bridge, else the caller's QueueResult."""
+    from switch.calls.whisper import run_whisper
+
+    caller = entry.call
+    extra = {"QueueSid": entry.queue_sid, "QueueTime": str(entry.queue_time()), "DequeingCallSid": call.sid}
+    whisper = asyncio.ensure_future(run_whisper(caller, target.url, target.method, extra))
+    await _first(whisper, call.ended.wait(), caller.ended.wait())
+    if caller.ended.is_set():
+        whisper.cancel()
+        return "hangup"
+    if not whisper.done():  # the agent left while the caller heard the url
+        whisper.cancel()
+        return "error"
+    if not whisper.result():  # the url's document hung up on the caller
+        await caller.hangup()
+        return "hangup"
+    return None
 
 
 def _flag(target: DialTarget, name: str, default: bool) -> bool:

@@ -193,3 +193,62 @@ def test_a_redirected_caller_leaves_the_queue_and_the_others_move_up(twiml_serve
         assert [(r.params["CallSid"], r.params["QueueResult"]) for r in done] == [(second, "bridged")]
     finally:
         switch.stop()
+
+
+@pytest.mark.parametrize(
+    ("document", "bridged"),
+    [("<Response><Say>An agent is here.</Say></Response>", True), ("<Response><Hangup/></Response>", False)],
+    ids=["played", "hangs-up"],
+)
+def test_the_queue_nouns_url_is_played_to_the_dequeued_caller(
+    switch: SwitchProcess, twiml_server: TwimlServer, document: str, bridged: bool
+) -> None:
+    tag = "played" if bridged else "hangs-up"
+    queue, caller_user, agent_user = f"url-q-{tag}", f"url-q-caller-{tag}", f"url-q-agent-{tag}"
+    twiml_server.route(f"/uq-wait/{tag}", '<Response><Pause length="5"/></Response>')
+    twiml_server.route(f"/uq-url/{tag}", document)
+    twiml_server.route(f"/uq-done/{tag}", "<Response><Hangup/></Response>")
+    twiml_server.route(f"/uq-agent-done/{tag}", "<Response><Hangup/></Response>")
+    twiml_server.on_user(
+        caller_user,
+        f'<Response><Enqueue action="/uq-done/{tag}" waitUrl="/uq-wait/{tag}">{queue}</Enqueue></Response>',
+    )
+    twiml_server.on_user(
+        agent_user,
+        f'<Response><Dial action="/uq-agent-done/{tag}"><Queue url="/uq-url/{tag}">{queue}</Queue></Dial>'
+        "</Response>",
+    )
+    results: list[SippResult] = []
+    waiting = threading.Thread(
+        target=lambda: results.append(
+            run_sipp(
+                "uac-invite-say-expect-bye.xml",
+                switch.target,
+                "udp",
+                service=caller_user,
+                keys={"rtp_port": free_tcp_port()},
+                timeout=30,
+            )  # fmt: skip
+        )
+    )
+    waiting.start()
+    twiml_server.wait_for_requests(1, path=f"/uq-wait/{tag}", timeout=10)
+    scenario = "uac-invite-hangup-expect-200.xml" if bridged else "uac-invite-say-expect-bye.xml"
+    agent = run_sipp(scenario, switch.target, "udp", service=agent_user, keys={"rtp_port": free_tcp_port()},
+                     extra_args=["-d", "3000"], timeout=20)  # fmt: skip
+    waiting.join(30)
+    assert agent.ok, why(agent, switch)
+    assert results and results[0].ok, why(results[0], switch)
+    caller_sid = twiml_server.requests(path="/voice", user=caller_user)[-1].params["CallSid"]
+    agent_sid = twiml_server.requests(path="/voice", user=agent_user)[-1].params["CallSid"]
+    [played] = twiml_server.wait_for_requests(1, path=f"/uq-url/{tag}", timeout=5)
+    assert played.params["CallSid"] == caller_sid and played.params["DequeingCallSid"] == agent_sid
+    assert played.params["QueueSid"].startswith("QU") and int(played.params["QueueTime"]) >= 0
+    [done] = twiml_server.wait_for_requests(1, path=f"/uq-agent-done/{tag}", timeout=10)
+    assert done.params["DialCallSid"] == caller_sid
+    assert done.params["DialBridged"] == ("true" if bridged else "false")
+    if bridged:
+        [left] = twiml_server.wait_for_requests(1, path=f"/uq-done/{tag}", timeout=10)
+        assert left.params["QueueResult"] == "bridged"
+    else:  # the url's document hung up on the caller: its Enqueue ends the call, no action
+        assert twiml_server.requests(path=f"/uq-done/{tag}") == []
