@@ -469,6 +469,8 @@ class SipCore:
             supported=s.supported,
             accepted_content_types=s.accepted_content_types,
         )
+        if rejection is None and not _utf8_text(req):
+            rejection = make_response(req, 400, "Bad Request (not UTF-8)")
         if rejection is not None:
             self._auto_answer(req, key, route, transport, connection, now, rejection)
             return
@@ -796,3 +798,21 @@ class SipCore:
             heapq.heappush(self._heap, (deadline, next(self._ids), tx.id))
         elif deadline is None:
             entry.scheduled = None
+
+
+def _utf8_text(req: Request) -> bool:
+    """Whether the Request-URI and header values are UTF-8 (RFC 3261 §7.3.1).  The parser keeps other octets
+    as lone surrogates, which nothing downstream (the call records, webhooks) can encode."""
+    for _, value in req.headers.items():
+        if not value.isascii() and not _encodable(value):
+            return False
+    uri = str(req.uri)
+    return uri.isascii() or _encodable(uri)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -88,13 +88,10 @@ def test_no_server_error(protos_run: tuple[dict[str, Any], str, Path]) -> None:
     assert errors == {}, text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="RSS grows about 30 MB between the two PROTOS passes (135 -> 167 MB) since the registrar, store, "
-    "REST API and status callbacks landed (it was 101.4 -> 101.8 MB before); 1,000 plain rejected INVITEs "
-    "retain nothing, so the cause is in one of the rarer PROTOS paths: not found yet",
-)
 def test_memory_does_not_grow_per_case(protos_run: tuple[dict[str, Any], str, Path]) -> None:
     run, text, _ = protos_run
+    # Before the core refused non-UTF-8 requests, one PROTOS case with such octets in From killed the
+    # store's writer thread and every later call record piled up in memory (135 -> 167 MB).  Three
+    # passes measured after the fix: 149.4, 147.8, 150.3 MB.
     first, second = run["rss_kib"]["after_each_pass"]
-    assert second <= first * 1.10, text
+    assert second <= first * 1.05, text

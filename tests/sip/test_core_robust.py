@@ -59,3 +59,19 @@ def test_mutated_invites_never_break_the_core(data: bytes, transport: str) -> No
         assert out.destination == ("127.0.0.1", 40000)
     assert core.transaction_count == 0
     assert core.counters.received == 2
+
+
+def test_request_not_utf8_gets_400_and_never_reaches_the_application() -> None:
+    """RFC 3261 §7.3.1: header text is UTF-8.  The parser keeps other octets (as lone surrogates); the core
+    answers 400 instead of handing the application strings that the store or a webhook cannot encode."""
+    core = SipCore(CoreSettings(TimerSettings(), "127.0.0.1", 5060, force_rport=True))
+    bad = VALID.replace(b"From: Alice", b'From: "Al\xffice"')
+    core.receive(bad, ("127.0.0.1", 40000), 0.0)
+    assert core.next_event() is None
+    (out,) = core.datagrams_to_send()
+    assert out.data.startswith(b"SIP/2.0 400 Bad Request (not UTF-8)\r\n")
+    assert b'From: "Al\xffice"' in out.data  # echoed as received
+    good = VALID.replace(b"From: Alice", 'From: "Zoë"'.encode()).replace(b"a84b4c76e66710", b"other-call")
+    core.receive(good.replace(b"z9hG4bK776asdhds", b"z9hG4bK776other"), ("127.0.0.1", 40000), 0.0)
+    event = core.next_event()
+    assert isinstance(event, RequestReceived) and event.request.from_.display_name == "Zoë"
