@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import importlib.resources
 import logging
 import time
@@ -27,7 +28,7 @@ from switch.dialplan import clean_number
 from switch.media.engine import MediaError
 from switch.sip.message import make_response
 from switch.sip.uri import SipURI, parse_uri
-from switch.twiml.dial import DIAL_CONTEXT, DialRequest, DialResult, DialTarget
+from switch.twiml.dial import DIAL_CONTEXT, DialRequest, DialResult, DialTarget, recording_events
 from switch.twiml.errors import report
 from voicecodecs.tones import dual_tone
 
@@ -418,6 +419,7 @@ async def _dial_conference(call: Call, request: DialRequest, target: DialTarget)
         await call.answer()
     log.info("conference join CallSid=%s ConferenceSid=%s room=%s", call.sid, room.sid, room.name)
     started = time.time()
+    recording: BridgeRecording | None = None
     seat = _Seat(call, member, room)
     member.on_change = seat.apply
     _SEATS[call.sid] = seat
@@ -429,11 +431,15 @@ async def _dial_conference(call: Call, request: DialRequest, target: DialTarget)
         seat.apply(member)
         if seat.in_room:
             _beep(room, member, entering=True)
+            recording = _room_recording(call, request, target, room)
             waits: list[Awaitable[Any]] = [member.removed.wait()]
             if request.hangup_on_star:
                 waits.append(_star(call))
             await _first(*waits, timeout=request.time_limit)
     finally:
+        if recording is not None:
+            await recording.finish()
+            _RECORDED_ROOMS.discard(room.sid)
         member.on_change = None
         _SEATS.pop(call.sid, None)
         seat.in_room = False
@@ -448,6 +454,30 @@ async def _dial_conference(call: Call, request: DialRequest, target: DialTarget)
             _beep(room, member, entering=False)
         log.info("conference leave CallSid=%s ConferenceSid=%s", call.sid, room.sid)
     return DialResult("completed", None, int(time.time() - started), bridged=True)
+
+
+_RECORDED_ROOMS: set[str] = set()
+
+
+def _room_recording(
+    call: Call, request: DialRequest, target: DialTarget, room: Conference
+) -> BridgeRecording | None:
+    """record="record-from-start": the room's audio through this member's channel (what it says and what
+    it hears, mixed down), until it leaves; one recording per room at a time."""
+    if target.option("record") != "record-from-start" or room.sid in _RECORDED_ROOMS:
+        return None
+    settings = dataclasses.replace(
+        request,
+        record="record-from-answer",
+        recording_status_callback=target.option("recordingStatusCallback"),
+        recording_status_callback_method=target.option("recordingStatusCallbackMethod", "POST").upper(),
+        recording_status_callback_events=recording_events(target.option("recordingStatusCallbackEvent")),
+        trim=target.option("trim", "trim-silence"),
+    )
+    recording = BridgeRecording(call, settings, source="Conference", extra={"ConferenceSid": room.sid})
+    recording.start()
+    _RECORDED_ROOMS.add(room.sid)
+    return recording
 
 
 class _Seat:

@@ -51,9 +51,20 @@ def downmix(path: Path) -> None:
 class BridgeRecording:
     """One recording of one bridge; ``start`` when the callee answered, ``finish`` when the bridge ended."""
 
-    def __init__(self, call: Call, request: DialRequest) -> None:
+    def __init__(
+        self,
+        call: Call,
+        request: DialRequest,
+        *,
+        source: str = "DialVerb",
+        extra: dict[str, str] | None = None,
+    ) -> None:
         self.call = call
         self.request = request
+        self.source = source
+        """RecordingSource: DialVerb, or Conference (a room recorded through one member's channel)."""
+        self.extra = extra or {}
+        """More callback parameters (a conference's ConferenceSid)."""
         self.dual = request.record.endswith("-dual")
         self.sid = new_recording_sid()
         self.ctx: RunContext | None = DIAL_CONTEXT.get()
@@ -135,8 +146,9 @@ class BridgeRecording:
             "RecordingStatus": status,
             "RecordingChannels": "2" if self.dual else "1",
             "RecordingStartTime": rfc2822(self.started),
-            "RecordingSource": "DialVerb",
+            "RecordingSource": self.source,
             "ErrorCode": "0",
+            **self.extra,
         }
         if duration is not None:
             params["RecordingDuration"] = str(duration)

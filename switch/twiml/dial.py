@@ -49,6 +49,10 @@ _NOUN_ATTRIBUTES = {
             "waitMethod",
             "maxParticipants",
             "record",
+            "recordingStatusCallback",
+            "recordingStatusCallbackMethod",
+            "recordingStatusCallbackEvent",
+            "trim",
             "statusCallback",
             "statusCallbackEvent",
             "statusCallbackMethod",
@@ -56,7 +60,7 @@ _NOUN_ATTRIBUTES = {
     ),
 }
 
-_URL_OPTIONS = frozenset({"waitUrl", "statusCallback"})
+_URL_OPTIONS = frozenset({"waitUrl", "statusCallback", "recordingStatusCallback"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +204,9 @@ class Dial(Verb):
                 recording_status_callback_method=choice_attr(
                     element, attrs, "recordingStatusCallbackMethod", ("POST", "GET")
                 ),
-                recording_status_callback_events=_recording_events(attrs),
+                recording_status_callback_events=recording_events(
+                    attrs.get("recordingStatusCallbackEvent", "completed")
+                ),
                 trim=choice_attr(element, attrs, "trim", ("do-not-trim", "trim-silence")),
             ),
             action=resolve_url(base_url, action) if action else "",
@@ -281,9 +287,10 @@ def _action_params(result: DialResult) -> dict[str, str]:
     return params
 
 
-def _recording_events(attrs: dict[str, str]) -> tuple[str, ...]:
+def recording_events(text: str) -> tuple[str, ...]:
+    """The recordingStatusCallbackEvent values (in-progress, completed, absent) named in ``text``."""
     events = []
-    for event in attrs.get("recordingStatusCallbackEvent", "completed").replace(",", " ").split():
+    for event in (text or "completed").replace(",", " ").split():
         if event in ("in-progress", "completed", "absent"):
             events.append(event)
         else:

@@ -13,6 +13,7 @@ import pytest
 from numpy.typing import NDArray
 
 from tests.e2e.test_first_call import why
+from tests.helpers.audio import read_wav
 from tests.helpers.sipp import SippResult, run_sipp
 from tests.helpers.switch_process import SwitchProcess
 from tests.helpers.twiml_server import TwimlServer
@@ -221,3 +222,46 @@ def test_status_callbacks_in_order_wait_url_and_beep(
     assert beep[max(0, joined - 6) : joined + 6].max() > 20 * beep[joined + 20 : joined + 40].max()
     assert band_level(heard_guest, 880.0) > 10 * band_level(heard_mod, 880.0)
     assert level_at(heard_guest, 450.0) > 20 * level_at(heard_guest, 650.0)
+
+
+def test_record_from_start_records_the_room(switch: SwitchProcess, twiml_server: TwimlServer) -> None:
+    """A member with record="record-from-start": the recording holds both voices of the room, is kept with a
+    RecordingSid, and the recordingStatusCallback tells about it with the ConferenceSid."""
+    room = "e2e-recorded"
+    twiml_server.on_user(
+        "conf-rec-host",
+        '<Response><Dial><Conference record="record-from-start" recordingStatusCallback="/conf-rec"'
+        f' endConferenceOnExit="true">{room}</Conference></Dial></Response>',
+    )
+    twiml_server.on_user(
+        "conf-rec-guest",
+        f'<Response><Dial><Conference statusCallback="/conf-rec-ev">{room}</Conference></Dial></Response>',
+    )
+    twiml_server.route("/conf-rec", "")
+    twiml_server.route("/conf-rec-ev", "")
+    host, guest = ToneLeg(450.0), ToneLeg(1150.0)
+    results: dict[str, SippResult] = {}
+
+    def place(user: str, leg: ToneLeg, scenario: str, extra: list[str]) -> None:
+        results[user] = run_sipp(scenario, switch.target, "udp", service=user, keys={"rtp_port": leg.port},
+                                 extra_args=extra, timeout=20)  # fmt: skip
+
+    waiting = threading.Thread(
+        target=place, args=("conf-rec-guest", guest, "uac-invite-say-expect-bye.xml", [])
+    )
+    waiting.start()
+    twiml_server.wait_for_requests(1, path="/voice", user="conf-rec-guest", timeout=5)
+    place("conf-rec-host", host, "uac-invite-hangup-expect-200.xml", ["-d", "3000"])
+    waiting.join(20)
+    host.stop(), guest.stop()
+    assert all(r.ok for r in results.values()), "\n".join(why(r, switch) for r in results.values())
+    [callback] = twiml_server.wait_for_requests(1, path="/conf-rec", timeout=10)
+    start = twiml_server.wait_for_requests(1, path="/conf-rec-ev", timeout=5)[0]
+    params = callback.params
+    assert params["RecordingStatus"] == "completed" and params["RecordingSource"] == "Conference"
+    assert params["ConferenceSid"] == start.params["ConferenceSid"]
+    assert params["RecordingChannels"] == "1" and int(params["RecordingDuration"]) >= 2
+    rate, pcm = read_wav(switch.data_dir / "recordings" / f"{params['RecordingSid']}.wav")
+    assert rate == 8000 and pcm.ndim == 1
+    both = [level_at(pcm, hz) for hz in (450.0, 1150.0)]
+    assert min(both) > 20 * level_at(pcm, 800.0), both  # both voices, and nothing between
