@@ -10,27 +10,22 @@ others are cancelled. A caller who hangs up while the legs ring makes the switch
 from __future__ import annotations
 
 import asyncio
-import contextvars
-import dataclasses
-import importlib.resources
 import logging
 import time
-from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from switch.calls.bridge_record import BridgeRecording
 from switch.calls.call import InboundCall, OutboundCall
-from switch.calls.conference_events import callbacks_for, parse_events
-from switch.calls.conferences import Conference, Member
+from switch.calls.conference_dial import dial_conference
+from switch.calls.hold import first_of, hold_music, wait_for_star
 from switch.calls.ringtones import ring_tone
 from switch.dialplan import clean_number
 from switch.media.engine import MediaError
 from switch.sip.message import make_response
 from switch.sip.uri import SipURI, parse_uri
-from switch.twiml.dial import DIAL_CONTEXT, DialRequest, DialResult, DialTarget, recording_events
+from switch.twiml.dial import DialRequest, DialResult, DialTarget
 from switch.twiml.errors import report
-from voicecodecs.tones import dual_tone
 
 if TYPE_CHECKING:
     from switch.calls.call import Call
@@ -187,7 +182,7 @@ async def dial(call: Call, request: DialRequest) -> DialResult:
         return await _dial_queue(call, request, queue)
     room = next((t for t in request.targets if t.kind == "conference"), None)
     if room is not None:
-        return await _dial_conference(call, request, room)
+        return await dial_conference(call, request, room)
     plans = plan_legs(call, request, time.time())
     if not plans:
         return DialResult("failed")
@@ -249,7 +244,7 @@ async def dial(call: Call, request: DialRequest) -> DialResult:
             from switch.calls.whisper import run_whisper
 
             whisper = asyncio.ensure_future(run_whisper(leg, plan.url, plan.method))
-            await _first(whisper, call.ended.wait())
+            await first_of(whisper, call.ended.wait())
             if call.ended.is_set():
                 return DialResult("canceled", leg.sid)
             if not whisper.result():
@@ -311,7 +306,7 @@ async def _while_bridged(call: Call, other: Call, request: DialRequest) -> None:
         asyncio.ensure_future(call.ended.wait()),
     }
     if request.hangup_on_star:
-        waits.add(asyncio.ensure_future(_star(call)))
+        waits.add(asyncio.ensure_future(wait_for_star(call)))
     try:
         await asyncio.wait(waits, timeout=request.time_limit, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -370,7 +365,7 @@ async def _queue_whisper(call: Call, entry: QueueEntry, target: DialTarget) -> s
     caller = entry.call
     extra = {"QueueSid": entry.queue_sid, "QueueTime": str(entry.queue_time()), "DequeingCallSid": call.sid}
     whisper = asyncio.ensure_future(run_whisper(caller, target.url, target.method, extra))
-    await _first(whisper, call.ended.wait(), caller.ended.wait())
+    await first_of(whisper, call.ended.wait(), caller.ended.wait())
     if caller.ended.is_set():
         whisper.cancel()
         return "hangup"
@@ -383,238 +378,6 @@ async def _queue_whisper(call: Call, entry: QueueEntry, target: DialTarget) -> s
     return None
 
 
-def _flag(target: DialTarget, name: str, default: bool) -> bool:
-    value = target.option(name, "").strip().lower()
-    return default if value not in ("true", "false") else value == "true"
-
-
-async def _dial_conference(call: Call, request: DialRequest, target: DialTarget) -> DialResult:
-    """``<Dial><Conference>``: join the room's mix until the caller leaves, is removed or the room ends."""
-    manager = call.manager
-    member = Member(
-        call,
-        muted=_flag(target, "muted", False),
-        start_on_enter=_flag(target, "startConferenceOnEnter", True),
-        end_on_exit=_flag(target, "endConferenceOnExit", False),
-        beep=target.option("beep", "true").strip(),
-    )
-    try:
-        limit = int(target.option("maxParticipants", "250"))
-    except ValueError:
-        limit = 250
-    room = manager.conferences.find(target.value)
-    callback = target.option("statusCallback")
-    ctx = DIAL_CONTEXT.get()
-    if room is None and callback and ctx is not None:
-        # The room's callback is the first member's: subscribed before the join, so it hears it.
-        room = manager.conferences.create(target.value, max(2, min(limit, 250)), call.account_sid)
-        events = parse_events(target.option("statusCallbackEvent"))
-        method = target.option("statusCallbackMethod", "POST").upper()
-        callbacks_for(manager.conferences).subscribe(room, callback, method, events, ctx)
-    room = manager.conferences.join(member, target.value, max(2, min(limit, 250)))
-    if room is None:
-        log.info("Dial CallSid=%s: conference %r is full", call.sid, target.value)
-        return DialResult("failed")
-    if not call.answered:
-        await call.answer()
-    log.info("conference join CallSid=%s ConferenceSid=%s room=%s", call.sid, room.sid, room.name)
-    started = time.time()
-    recording: BridgeRecording | None = None
-    seat = _Seat(call, member, room)
-    member.on_change = seat.apply
-    _SEATS[call.sid] = seat
-    try:
-        if not room.started.is_set():
-            seat.music(True, target.option("waitUrl") or None, target.option("waitMethod", "POST").upper())
-            await _first(room.started.wait(), member.removed.wait())
-        seat.in_room = not member.removed.is_set()
-        seat.apply(member)
-        if seat.in_room:
-            _beep(room, member, entering=True)
-            recording = _room_recording(call, request, target, room)
-            waits: list[Awaitable[Any]] = [member.removed.wait()]
-            if request.hangup_on_star:
-                waits.append(_star(call))
-            await _first(*waits, timeout=request.time_limit)
-    finally:
-        if recording is not None:
-            await recording.finish()
-            _RECORDED_ROOMS.discard(room.sid)
-        member.on_change = None
-        _SEATS.pop(call.sid, None)
-        seat.in_room = False
-        seat.music(False)
-        if not call.ended.is_set():
-            try:
-                manager.media.leave_room(call.channel)
-            except MediaError:
-                pass
-        manager.conferences.leave(room, call)
-        if not room.ended.is_set():
-            _beep(room, member, entering=False)
-        log.info("conference leave CallSid=%s ConferenceSid=%s", call.sid, room.sid)
-    return DialResult("completed", None, int(time.time() - started), bridged=True)
-
-
-_RECORDED_ROOMS: set[str] = set()
-
-
-def _room_recording(
-    call: Call, request: DialRequest, target: DialTarget, room: Conference
-) -> BridgeRecording | None:
-    """record="record-from-start": the room's audio through this member's channel (what it says and what
-    it hears, mixed down), until it leaves; one recording per room at a time."""
-    if target.option("record") != "record-from-start" or room.sid in _RECORDED_ROOMS:
-        return None
-    settings = dataclasses.replace(
-        request,
-        record="record-from-answer",
-        recording_status_callback=target.option("recordingStatusCallback"),
-        recording_status_callback_method=target.option("recordingStatusCallbackMethod", "POST").upper(),
-        recording_status_callback_events=recording_events(target.option("recordingStatusCallbackEvent")),
-        trim=target.option("trim", "trim-silence"),
-    )
-    recording = BridgeRecording(call, settings, source="Conference", extra={"ConferenceSid": room.sid})
-    recording.start()
-    _RECORDED_ROOMS.add(room.sid)
-    return recording
-
-
-class _Seat:
-    """A member's media: in the room's mix (muted or not), or out of it hearing music (waiting, on hold)."""
-
-    def __init__(self, call: Call, member: Member, room: Conference) -> None:
-        self.call = call
-        self.member = member
-        self.room = room
-        self.in_room = False
-        self.mixed = False
-        self._music: asyncio.Future[None] | None = None
-        self._stopping: asyncio.Future[None] | None = None
-        self._music_url: str | None = None
-        self._context = contextvars.copy_context()
-        """The Dial's context (its webhook client): a hold asked by the REST API plays holdUrl with it."""
-
-    def apply(self, member: Member) -> None:
-        media = self.call.manager.media
-        if self.call.ended.is_set():
-            return
-        try:
-            if not self.in_room and self.room.started.is_set() and not member.removed.is_set():
-                self.in_room = True  # the room started: leave the wait music before anyone beeps
-            if not self.in_room:
-                return
-            if member.hold:
-                if self.mixed:
-                    media.leave_room(self.call.channel)
-                    self.mixed = False
-                self.music(True, member.hold_url)
-                return
-            self.music(False)
-            if not self.mixed:
-                media.join_room(self.call.channel, self.room.sid, muted=member.muted)
-                self.mixed = True
-            else:
-                media.set_muted(self.call.channel, member.muted)
-        except MediaError as exc:
-            log.warning("conference media CallSid=%s: %s", self.call.sid, exc)
-
-    def music(self, on: bool, url: str | None = None, method: str = "POST") -> None:
-        if self._music is not None and (not on or url != self._music_url):
-            self._music.cancel()
-            self._stopping, self._music = self._music, None
-        if on and self._music is None and not self.call.ended.is_set():
-            self._music_url = url
-            loop = asyncio.get_running_loop()
-            self._music = loop.create_task(_hold_music(self.call, url, method), context=self._context)
-
-    async def quiet(self) -> None:
-        """Until the music just stopped has really stopped (its task stops the channel's playback)."""
-        if self._stopping is not None:
-            await asyncio.wait({self._stopping})
-
-
-_SEATS: dict[str, _Seat] = {}
-_BEEP = dual_tone(880.0, 0.0, 2000, level_dbm0=-12.0)  # 250 ms
-_BEEPS: set[asyncio.Future[None]] = set()
-
-
-def _beep(room: Conference, member: Member, *, entering: bool) -> None:
-    """Twilio's beep (true, false, onEnter, onExit): the others in the mix hear a member come or go."""
-    mode = member.beep.lower()
-    if mode == "false" or mode == ("onexit" if entering else "onenter") or not room.started.is_set():
-        return
-    others = [m for m in room.members.values() if m is not member]
-    task = asyncio.ensure_future(_play_beep(others))
-    _BEEPS.add(task)
-    task.add_done_callback(_BEEPS.discard)
-
-
-async def _play_beep(members: list[Member]) -> None:
-    seats = [seat for m in members if (seat := _SEATS.get(m.call.sid)) is not None]
-    await asyncio.gather(*(seat.quiet() for seat in seats))  # a wait music that stops must not cut it
-    for other in members:
-        if other.hold or other.removed.is_set() or other.call.ended.is_set():
-            continue
-        try:
-            played = other.call.manager.media.play(other.call.channel, _BEEP, 1)
-        except MediaError:
-            continue
-        played.add_done_callback(_quiet)
-
-
-def _quiet(future: asyncio.Future[None]) -> None:
-    if not future.cancelled():
-        future.exception()
-
-
-async def _first(*waits: Awaitable[Any], timeout: float | None = None) -> None:
-    """Wait until the first of ``waits`` is done (or ``timeout``); cancel the others."""
-    futures = {asyncio.ensure_future(w) for w in waits}
-    try:
-        await asyncio.wait(futures, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for future in futures:
-            future.cancel()
-
-
-_HOLD_TASKS: dict[str, asyncio.Future[None]] = {}
-
-
-def hold_music(peer: Call, on: bool) -> None:
-    """The other party put the bridge on hold (re-INVITE sendonly/inactive): ``peer`` hears hold music
-    until it is taken off hold."""
-    running = _HOLD_TASKS.pop(peer.sid, None)
-    if running is not None:
-        running.cancel()
-        log.info("hold music off CallSid=%s", peer.sid)
-    if on:
-        log.info("hold music on CallSid=%s", peer.sid)
-    if on and not peer.ended.is_set():
-        task = asyncio.ensure_future(_hold_music(peer))
-        _HOLD_TASKS[peer.sid] = task
-        task.add_done_callback(
-            lambda _: _HOLD_TASKS.pop(peer.sid, None) if _HOLD_TASKS.get(peer.sid) is task else None
-        )
-
-
-async def _hold_music(call: Call, url: str | None = None, method: str = "POST") -> None:
-    """Hold music, looped: ``url``'s audio or what its TwiML plays (Play/Say), else the shipped music."""
-    if url:
-        from switch.calls.whisper import play_twiml_loop
-
-        if await play_twiml_loop(call, url, method):
-            return
-    source = importlib.resources.files("switch") / "dialplans" / "music" / "hold.wav"
-    data = await asyncio.to_thread(source.read_bytes)
-    await call.play(await call.decode(data), 0)
-
-
 async def _all_ended(legs: list[OutboundCall]) -> None:
     for leg in legs:
         await leg.ended.wait()
-
-
-async def _star(call: Call) -> None:
-    while await call.digits.get() != "*":
-        pass
