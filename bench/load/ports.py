@@ -20,13 +20,25 @@ def _bindable(port: int, tcp: bool = True) -> bool:
     return True
 
 
-def free_range(count: int = 1, *, align: int = 1, tcp: bool = True, remember: bool = True) -> int:
+SINGLE_PORTS = (15000, 30000)
+"""Where single ports come from; ranges (RTP) from 30000 up, so scattered singles never split them."""
+
+
+def free_range(
+    count: int = 1,
+    *,
+    align: int = 1,
+    tcp: bool = True,
+    remember: bool = True,
+    low: int = 30000,
+    high: int = 60000,
+) -> int:
     """First port of `count` consecutive ports free for UDP (and TCP unless `tcp` is false) on 127.0.0.1.
     With `remember` false the range may be handed out again later (an RTP range, free once its switch stops).
     """
     rng = random.Random()
     for _ in range(500):
-        base = rng.randrange(30000, 60000 - count) // align * align
+        base = rng.randrange(low, high - count) // align * align
         span = range(base, base + count)
         if any(p in _given for p in span):
             continue
@@ -38,4 +50,4 @@ def free_range(count: int = 1, *, align: int = 1, tcp: bool = True, remember: bo
 
 
 def free_port() -> int:
-    return free_range(1)
+    return free_range(1, low=SINGLE_PORTS[0], high=SINGLE_PORTS[1])
