@@ -1,8 +1,9 @@
 """SIGKILL in the middle of a load of calls loses no record of a call that had completed.
 
-SIPp places calls at 40/s that the application rejects (486); after about 2 s, with calls still arriving
-and in progress, the switch is killed.  Every call whose 486 SIPp received (the call had completed, as far
-as its caller knows) must be in the SQLite store with a final status, read once the switch is gone.
+SIPp places calls at 40/s that the application rejects (486); once 30 have completed, with calls still
+arriving and in progress, the switch is killed.  Every call whose 486 SIPp received (the call had
+completed, as far as its caller knows) must be in the SQLite store with a final status, read once the
+switch is gone.
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ def _completed_call_ids(messages: str) -> set[str]:
     return out
 
 
+def _read(path: Path) -> str:
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
 def test_completed_calls_survive_sigkill_under_load() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -54,8 +59,11 @@ def test_completed_calls_survive_sigkill_under_load() -> None:
             extra_args=["-r", "40", "-m", "400", "-l", "100"],
         )  # fmt: skip
         sipp = subprocess.Popen(command, cwd=workdir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        messages = workdir / "messages.log"
         try:
-            time.sleep(2.0)
+            deadline = time.monotonic() + 15.0  # kill once 30 calls completed: the load is going
+            while time.monotonic() < deadline and len(_completed_call_ids(_read(messages))) < 30:
+                time.sleep(0.1)
             process = switch._process  # noqa: SLF001
             assert process is not None and process.poll() is None, switch.log[-3000:]
             process.send_signal(signal.SIGKILL)
@@ -66,11 +74,11 @@ def test_completed_calls_survive_sigkill_under_load() -> None:
             except subprocess.TimeoutExpired:
                 sipp.kill()
                 sipp.wait()
-        completed = _completed_call_ids((workdir / "messages.log").read_text(errors="replace"))
+        completed = _completed_call_ids(_read(messages))
         with sqlite3.connect(data / "switch.db") as db:
             rows = dict(db.execute("SELECT sip_call_id, status FROM calls").fetchall())
         switch.stop()
-    assert len(completed) >= 20, "the load did not get going before the kill"
+    assert len(completed) >= 30, f"the load did not get going before the kill: {switch.log[-3000:]}"
     assert len(completed) < 400, "the kill came after the load: nothing was in progress"
     missing = sorted(call_id for call_id in completed if rows.get(call_id) not in FINAL)
     assert missing == [], f"{len(missing)} of {len(completed)} completed calls lost: {missing[:5]}"
