@@ -157,7 +157,7 @@ class _Seat:
                 if self.mixed:
                     media.leave_room(self.call.channel)
                     self.mixed = False
-                self.music(True, member.hold_url)
+                self.music(True, member.hold_url, "GET")  # Twilio's holdMethod default
                 return
             self.music(False)
             if not self.mixed:

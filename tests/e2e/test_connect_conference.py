@@ -265,3 +265,86 @@ def test_record_from_start_records_the_room(switch: SwitchProcess, twiml_server:
     assert rate == 8000 and pcm.ndim == 1
     both = [level_at(pcm, hz) for hz in (450.0, 1150.0)]
     assert min(both) > 20 * level_at(pcm, 800.0), both  # both voices, and nothing between
+
+
+HOLD_AC = "AC" + "4f" * 16
+HOLD_TOKEN = "connect-hold-token-0123456789"
+
+
+def test_rest_hold_takes_a_member_out_of_the_mix_with_hold_music(twiml_server: TwimlServer) -> None:
+    """REST Hold=true with a HoldUrl: the held member is not heard and hears the HoldUrl's document instead
+    of the room; Hold=false puts it back; participant-hold and -unhold reach the statusCallback."""
+    from twilio.rest import Client
+
+    from tests.e2e.conftest import start_switch
+
+    room = "e2e-hold"
+    twiml_server.on_user(
+        "conf-hold-a",
+        f'<Response><Dial><Conference beep="false" statusCallback="/conf-hold-ev" statusCallbackEvent="hold">'
+        f"{room}</Conference></Dial></Response>",
+    )
+    twiml_server.on_user(
+        "conf-hold-b", f'<Response><Dial><Conference beep="false">{room}</Conference></Dial></Response>'
+    )
+    twiml_server.route("/conf-hold-ev", "")
+    twiml_server.route("/conf-hold-music", '<Response><Say>Please hold.</Say><Pause length="1"/></Response>')
+    switch = start_switch(twiml_server.url("/voice"), ["--account-sid", HOLD_AC, "--auth-token", HOLD_TOKEN])
+    a, b = ToneLeg(450.0), ToneLeg(1150.0)
+    results: dict[str, SippResult] = {}
+
+    def place(user: str, leg: ToneLeg) -> None:
+        results[user] = run_sipp(
+            "uac-invite-hangup-expect-200.xml", switch.target, "udp", service=user,
+            keys={"rtp_port": leg.port}, extra_args=["-d", "9000"], timeout=25,
+        )  # fmt: skip
+
+    try:
+        threads = [
+            threading.Thread(target=place, args=(u, leg))
+            for u, leg in (("conf-hold-a", a), ("conf-hold-b", b))
+        ]
+        threads[0].start()
+        twiml_server.wait_for_requests(1, path="/voice", user="conf-hold-a", timeout=5)
+        threads[1].start()
+        twiml_server.wait_for_requests(1, path="/voice", user="conf-hold-b", timeout=5)
+        a_sid = twiml_server.requests(path="/voice", user="conf-hold-a")[-1].params["CallSid"]
+        client = Client(HOLD_AC, HOLD_TOKEN)
+        client.api.base_url = f"http://127.0.0.1:{switch.http_port}"
+        [conference] = client.conferences.list(friendly_name=room, status="in-progress")
+        time.sleep(2.0)
+        held_at = len(b.heard), len(a.heard)
+        client.conferences(conference.sid).participants(a_sid).update(
+            hold=True, hold_url=twiml_server.url("/conf-hold-music")
+        )
+        time.sleep(3.0)
+        unheld_at = len(b.heard), len(a.heard)
+        client.conferences(conference.sid).participants(a_sid).update(hold=False)
+        for thread in threads:
+            thread.join(30)
+    finally:
+        switch.stop()
+    heard_a, heard_b = a.stop(), b.stop()
+    assert all(r.ok for r in results.values()), "\n".join(why(r, switch) for r in results.values())
+
+    def part(pcm: NDArray[np.int16], start: int, end: int) -> NDArray[np.int16]:
+        return pcm[start * 160 : end * 160]
+
+    # b: hears a before the hold, not during (1 s settling each side), and again after.
+    before = part(heard_b, held_at[0] - 75, held_at[0] - 25)
+    during = part(heard_b, held_at[0] + 50, unheld_at[0] - 10)
+    after = part(heard_b, unheld_at[0] + 50, unheld_at[0] + 100)
+    assert band_level(before, 450.0) > 20 * band_level(during, 450.0)
+    assert band_level(after, 450.0) > 20 * band_level(during, 450.0)
+    # a: hears b before, the HoldUrl's speech (not b) while held.
+    a_before = part(heard_a, held_at[1] - 75, held_at[1] - 25)
+    a_during = part(heard_a, held_at[1] + 50, unheld_at[1] - 10)
+    assert band_level(a_before, 1150.0) > 20 * band_level(a_during, 1150.0)
+    assert np.sqrt(np.mean(a_during.astype(np.float64) ** 2)) > 100  # the hold document's speech
+    requested = twiml_server.requests(path="/conf-hold-music")
+    assert requested and requested[0].method == "GET" and requested[0].params["CallSid"] == a_sid
+    events = twiml_server.wait_for_requests(2, path="/conf-hold-ev", timeout=5)
+    assert [(e.params["StatusCallbackEvent"], e.params["Hold"]) for e in events] == [
+        ("participant-hold", "true"),
+        ("participant-unhold", "false"),
+    ]
