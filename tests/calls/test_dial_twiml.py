@@ -52,3 +52,48 @@ def test_bad_values_fall_back_to_defaults() -> None:
     assert verb.request.timeout == 30 and not verb.request.hangup_on_star
     assert verb.request.record == "do-not-record"
     assert verb.request.targets == ()
+
+
+def test_recording_attributes_ring_tone_and_answers_later() -> None:
+    verb = dial(
+        '<Dial record="record-from-answer" recordingStatusCallback="rec" recordingStatusCallbackMethod="GET"'
+        ' recordingStatusCallbackEvent="in-progress, completed" trim="trim-silence" ringTone="uk"'
+        ' answerOnBridge="true"><Sip>sip:x@127.0.0.1</Sip></Dial>'
+    )
+    request = verb.request
+    assert request.recording_status_callback == "http://127.0.0.1:9/app/rec"
+    assert request.recording_status_callback_method == "GET"
+    assert request.recording_status_callback_events == ("in-progress", "completed")
+    assert (request.trim, request.ring_tone, verb.answers_later) == ("trim-silence", "uk", True)
+    assert not dial("<Dial><Sip>sip:x@127.0.0.1</Sip></Dial>").answers_later
+
+
+def test_conference_urls_resolve_against_the_document() -> None:
+    verb = dial(
+        '<Dial><Conference waitUrl="wait" statusCallback="/events" statusCallbackEvent="start join"'
+        ' recordingStatusCallback="rec" record="record-from-start" beep="onEnter">room</Conference></Dial>'
+    )
+    [room] = verb.request.targets
+    assert room.option("waitUrl") == "http://127.0.0.1:9/app/wait"
+    assert room.option("statusCallback") == "http://127.0.0.1:9/events"
+    assert room.option("recordingStatusCallback") == "http://127.0.0.1:9/app/rec"
+    assert (room.option("record"), room.option("beep"), room.option("statusCallbackEvent")) == (
+        "record-from-start",
+        "onEnter",
+        "start join",
+    )
+
+
+def test_conference_event_names() -> None:
+    from switch.calls.conference_events import parse_events
+
+    assert parse_events("") == {"conference-start", "conference-end"}
+    assert parse_events("join leave mute, hold") == {
+        "participant-join",
+        "participant-leave",
+        "participant-mute",
+        "participant-unmute",
+        "participant-hold",
+        "participant-unhold",
+    }
+    assert parse_events("start speaker") == {"conference-start"}  # speaker is not sent (no talk detection)
