@@ -252,3 +252,27 @@ def test_the_queue_nouns_url_is_played_to_the_dequeued_caller(
         assert left.params["QueueResult"] == "bridged"
     else:  # the url's document hung up on the caller: its Enqueue ends the call, no action
         assert twiml_server.requests(path=f"/uq-done/{tag}") == []
+
+
+def test_a_caller_waiting_without_a_wait_url_hears_the_shipped_music(
+    switch: SwitchProcess, twiml_server: TwimlServer
+) -> None:
+    """No waitUrl: the caller hears hold.wav (its opening seconds, as sent by the switch)."""
+    from pathlib import Path
+
+    from tests.e2e.test_connect_conference import ToneLeg
+    from tests.helpers.audio import normalized_correlation, read_wav
+
+    twiml_server.on_user("q-music", "<Response><Enqueue>music-q</Enqueue></Response>")
+    leg = ToneLeg(300.0)
+    result = run_sipp("uac-invite-hangup-expect-200.xml", switch.target, "udp", service="q-music",
+                      keys={"rtp_port": leg.port}, extra_args=["-d", "4000"], timeout=15)  # fmt: skip
+    heard = leg.stop()
+    assert result.ok, why(result, switch)
+    _, music = read_wav(Path(__file__).parents[2] / "dialplans" / "music" / "hold.wav")
+    assert heard.size > 2 * 8000
+    # The music starts with the first packets the switch sends: find it in what was heard.
+    best = max(
+        normalized_correlation(music[:8000], heard[offset : offset + 8000]) for offset in range(0, 4000, 8)
+    )
+    assert best > 0.8, best
