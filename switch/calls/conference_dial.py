@@ -75,13 +75,13 @@ async def dial_conference(call: Call, request: DialRequest, target: DialTarget) 
     try:
         if not room.started.is_set():
             seat.music(True, target.option("waitUrl") or None, target.option("waitMethod", "POST").upper())
-            await first_of(room.started.wait(), member.removed.wait())
-        seat.in_room = not member.removed.is_set()
+            await first_of(room.started.wait(), member.removed.wait(), call.ended.wait())
+        seat.in_room = not member.removed.is_set() and not call.ended.is_set()
         seat.apply(member)
         if seat.in_room:
             _beep(room, member, entering=True)
             recording = _room_recording(call, request, target, room)
-            waits: list[Awaitable[Any]] = [member.removed.wait()]
+            waits: list[Awaitable[Any]] = [member.removed.wait(), call.ended.wait()]
             if request.hangup_on_star:
                 waits.append(wait_for_star(call))
             await first_of(*waits, timeout=request.time_limit)

@@ -14,6 +14,7 @@ from numpy.typing import NDArray
 
 from tests.e2e.test_first_call import why
 from tests.helpers.audio import read_wav
+from tests.helpers.ports import free_tcp_port
 from tests.helpers.sipp import SippResult, run_sipp
 from tests.helpers.switch_process import SwitchProcess
 from tests.helpers.twiml_server import TwimlServer
@@ -348,3 +349,41 @@ def test_rest_hold_takes_a_member_out_of_the_mix_with_hold_music(twiml_server: T
         ("participant-hold", "true"),
         ("participant-unhold", "false"),
     ]
+
+
+def test_max_participants_turns_the_next_caller_away(
+    switch: SwitchProcess, twiml_server: TwimlServer
+) -> None:
+    room = "e2e-small"
+    for user in ("conf-small-1", "conf-small-2", "conf-small-3"):
+        twiml_server.on_user(
+            user,
+            f'<Response><Dial action="/small-done"><Conference maxParticipants="2" beep="false">{room}'
+            "</Conference></Dial></Response>",
+        )
+    twiml_server.route("/small-done", "<Response><Hangup/></Response>")
+    results: dict[str, SippResult] = {}
+
+    def place(user: str, scenario: str, extra: list[str]) -> None:
+        results[user] = run_sipp(
+            scenario, switch.target, "udp", service=user,
+            keys={"rtp_port": free_tcp_port()}, extra_args=extra, timeout=20,
+        )  # fmt: skip
+
+    members = [
+        threading.Thread(target=place, args=(u, "uac-invite-hangup-expect-200.xml", ["-d", "4000"]))
+        for u in ("conf-small-1", "conf-small-2")
+    ]
+    for n, thread in enumerate(members):
+        thread.start()
+        twiml_server.wait_for_requests(1, path="/voice", user=f"conf-small-{n + 1}", timeout=5)
+    time.sleep(0.5)  # both are in the room
+    place("conf-small-3", "uac-invite-say-expect-bye.xml", [])
+    for thread in members:
+        thread.join(20)
+    assert all(r.ok for r in results.values()), "\n".join(why(r, switch) for r in results.values())
+    done = twiml_server.wait_for_requests(3, path="/small-done", timeout=10)
+    by_call = {r.params["CallSid"]: r.params for r in done}
+    third = twiml_server.requests(path="/voice", user="conf-small-3")[-1].params["CallSid"]
+    assert (by_call[third]["DialCallStatus"], by_call[third]["DialBridged"]) == ("failed", "false")
+    assert sorted(p["DialCallStatus"] for sid, p in by_call.items() if sid != third) == ["completed"] * 2
