@@ -404,6 +404,7 @@ class MediaEngine:
             kind=kind,
         )
         self._pipeline.wideband.set_codec(slot, kind, int(table.timestamp[slot]) * 6)
+        self._pipeline.dirty = True  # a bridge's pass-through depends on both legs' codecs
         if ptime == 20:
             self._senders.pop(channel, None)
             table.suppress[slot] = kind == OPUS

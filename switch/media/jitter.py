@@ -129,9 +129,12 @@ class JitterBuffer:
             marks[:old] = self.marks
         self.ring = ring
         self.marks = marks
-        self._blocks = ring.reshape(capacity, SLOTS, BLOCK)
-        self._windows = np.lib.stride_tricks.sliding_window_view(ring, FRAME, axis=1)
-        self._start = np.zeros(capacity, np.intp)
+        self._blocks = ring.reshape(capacity * SLOTS, BLOCK)
+        """Every ring slot of every row, one per line: a frame is two lines, taken with ``np.take``
+        into a preallocated array (no temporary, and a frame round the ring's end needs no fix-up)."""
+        self._base = np.arange(capacity, dtype=np.intp) * SLOTS
+        self._lines = np.zeros((capacity, 2), np.intp)
+        self._fetched = np.zeros((capacity, FRAME), np.uint8)
         rv = ring.data.cast("B")
         mv = marks.data.cast("B")
         self._ring_views = [rv[i * RING : (i + 1) * RING] for i in range(capacity)]
@@ -293,17 +296,8 @@ class JitterBuffer:
         mark1 &= 0x7F
         mark1 |= 0x80
         rows = self._rows[:n]
-        frames = out[:n]
-        # One 160-byte window per row; the rows whose frame wraps round the ring (one in 64) are fixed up.
-        start = self._start[:n]
-        np.multiply(slot0, BLOCK, out=start)
-        np.minimum(start, RING - FRAME, out=start)
         if fetch:
-            frames[:] = self._windows[rows, start]
-            wrapping = np.flatnonzero(slot1 == 0)
-            if wrapping.size:
-                frames[wrapping, BLOCK:] = self._blocks[wrapping, 0]
-                frames[wrapping, :BLOCK] = self._blocks[wrapping, SLOTS - 1]
+            self._take(self._base[:n], slot0, slot1, out[:n])
         marks = self.marks[:n]
         first = marks[rows, slot0] == mark0
         second = marks[rows, slot1] == mark1
@@ -314,8 +308,13 @@ class JitterBuffer:
             present[:n, BLOCK:] = second[:, None]
         empty = ~(first | second)
         started = self.started[:n]
-        level = (self.newest[:n] - play + 0x80000000) % 0x100000000 - 0x80000000
-        begun = (play - self.origin[:n] + 0x80000000) % 0x100000000 >= 0x80000000
+        level = self.newest[:n] - play
+        level += 0x80000000
+        level &= 0xFFFFFFFF
+        level -= 0x80000000
+        since = play - self.origin[:n]
+        since &= 0xFFFFFFFF
+        begun = since < 0x80000000
         lost: NDArray[np.bool_] = started & ~complete & (level > FRAME) & begun
         self.concealed[:n] += lost
         hold = started & empty & (level <= 0)
@@ -336,14 +335,26 @@ class JitterBuffer:
         return lost
 
     def fetch(self, rows: NDArray[np.intp]) -> NDArray[np.uint8]:
-        """The frames of ``rows`` that the last :meth:`pull` took (a new ``(len(rows), FRAME)`` array)."""
-        frames: NDArray[np.uint8] = self._windows[rows, self._start[rows]]
-        wrapping = self._slot1[rows] == 0
-        if wrapping.any():
-            wrapped = rows[wrapping]
-            frames[wrapping, BLOCK:] = self._blocks[wrapped, 0]
-            frames[wrapping, :BLOCK] = self._blocks[wrapped, SLOTS - 1]
+        """The frames of ``rows`` that the last :meth:`pull` took, as ``(len(rows), FRAME)`` (a view of a
+        buffer of this object: valid until the next call)."""
+        frames = self._fetched[: rows.size]
+        self._take(self._base[rows], self._slot0[rows], self._slot1[rows], frames)
         return frames
+
+    def _take(
+        self,
+        base: NDArray[np.intp],
+        slot0: NDArray[np.intp],
+        slot1: NDArray[np.intp],
+        frames: NDArray[np.uint8],
+    ) -> None:
+        k = base.size
+        lines = self._lines[:k]
+        np.add(base, slot0, out=lines[:, 0])
+        np.add(base, slot1, out=lines[:, 1])
+        halves = frames.view()
+        halves.shape = (k, 2, BLOCK)  # raises rather than copy when ``frames`` is not contiguous
+        np.take(self._blocks, lines, axis=0, out=halves, mode="clip")
 
     # -- observation ------------------------------------------------------------------------------------
     def delay(self, slot: int) -> int:

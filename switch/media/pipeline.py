@@ -72,6 +72,7 @@ class Pipeline:
         """Whether the last tick decoded (for tests and benchmarks)."""
         self._pairs_dst = np.zeros(0, np.intp)
         self._pairs_src = np.zeros(0, np.intp)
+        self._same = np.zeros(0, np.bool_)
         self._record_slots = np.zeros(0, np.intp)
         self._record_channels: list[int] = []
         self._grow(table.capacity)
@@ -112,8 +113,11 @@ class Pipeline:
         self.inband.compile(self.slot_of)
         self._record_channels = list(self.recordings)
         self._record_slots = np.array([self.slot_of(c) for c in self._record_channels], np.intp)
-        self._pairs_dst = self.mixer.bridge_dst
-        self._pairs_src = self.mixer.bridge_src
+        dst = self._pairs_dst = self.mixer.bridge_dst
+        src = self._pairs_src = self.mixer.bridge_src
+        codec, kind = self.table.codec_offset, self.table.kind
+        self._same = (codec[dst] == codec[src]) & (kind[dst] == kind[src]) & (kind[dst] != OPUS)
+        """Bridge rows whose partner has their codec (the owner marks the pipeline dirty on configure)."""
         self.dirty = False
 
     # -- recordings -------------------------------------------------------------------------------------
@@ -142,10 +146,8 @@ class Pipeline:
             self.compile()
         result.ended = table.gather()
         dst, src = self._pairs_dst, self._pairs_src
-        codec = table.codec_offset
-        kind = table.kind
-        passable = (codec[dst] == codec[src]) & (kind[dst] == kind[src]) & (kind[dst] != OPUS)
-        passable &= ~table.playing[dst]
+        playing = table.playing
+        passable = self._same & ~playing[dst] if playing[:n].any() else self._same
         inband = self.inband.active and self.inband.live(self.jitter.started)
         need_decode = bool(self.mixer.members.size or self._record_channels or inband)
         need_decode = need_decode or not passable.all()
