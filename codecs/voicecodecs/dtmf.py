@@ -1,11 +1,5 @@
-"""DTMF: tone generation, batch detection over many channels, and RFC 4733 event payloads.
-
-Detection evaluates the eight DTMF frequencies of every channel's frame at once as one matrix
-product (a single-bin DFT per frequency, which is what Goertzel computes), then applies the usual
-checks: enough level, the two tones carry most of the energy, each tone clearly beats its group
-neighbours, and the twist is within limits. ``DtmfDetector`` adds per-channel debouncing so a
-digit is reported once, when it has been present for ``min_frames`` consecutive frames.
-"""
+"""DTMF: tone generation and RFC 4733 event payloads. In-band detection (to ITU-T Q.24, over many
+channels at once) is :mod:`voicecodecs.dtmf_detect`."""
 
 from __future__ import annotations
 
@@ -19,9 +13,7 @@ __all__ = [
     "DIGITS",
     "HIGH_FREQUENCIES",
     "LOW_FREQUENCIES",
-    "DtmfDetector",
     "TelephoneEvent",
-    "detect_frames",
     "digits_to_audio",
     "dtmf_tone",
     "event_code",
@@ -34,7 +26,6 @@ HIGH_FREQUENCIES = (1209.0, 1336.0, 1477.0, 1633.0)
 _KEYPAD = ("123A", "456B", "789C", "*0#D")
 DIGITS = "0123456789*#ABCD"
 """RFC 4733 event codes 0 to 15, in order: the digit for event ``e`` is ``DIGITS[e]``."""
-_DIGIT_INDEX = np.array([DIGITS.index(_KEYPAD[r][c]) for r in range(4) for c in range(4)], dtype=np.int8)
 
 DEFAULT_AMPLITUDE = 7000.0
 """Peak amplitude of each of the two tones (about -10 dBm0 each for int16 G.711 audio)."""
@@ -75,88 +66,6 @@ def digits_to_audio(
             pieces.append(dtmf_tone(digit, tone_n, rate, amplitude))
             pieces.append(np.zeros(gap_n, dtype=np.int16))
     return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int16)
-
-
-_BASIS_CACHE: dict[tuple[int, int], tuple[NDArray[np.float32], NDArray[np.float32]]] = {}
-
-
-def _basis(n: int, rate: int) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
-    key = (n, rate)
-    if key not in _BASIS_CACHE:
-        freqs = np.array(LOW_FREQUENCIES + HIGH_FREQUENCIES)
-        phase = 2 * np.pi * np.outer(np.arange(n), freqs) / rate
-        _BASIS_CACHE[key] = (np.cos(phase).astype(np.float32), np.sin(phase).astype(np.float32))
-    return _BASIS_CACHE[key]
-
-
-MIN_TONE_RMS = 150.0
-"""Each tone must have at least this RMS (about -38 dBm0 for int16 G.711 audio)."""
-MIN_TONE_SHARE = 0.55
-"""The two tones must carry this share of the frame's energy."""
-MAX_TWIST_DB = 8.0
-"""Largest allowed level difference between the two tones."""
-MIN_NEIGHBOUR_DB = 6.0
-"""Each tone must beat the other frequencies of its group by this much."""
-
-
-def detect_frames(frames: NDArray[np.int16] | NDArray[np.floating], rate: int = 8000) -> NDArray[np.int8]:
-    """The DTMF event code (0-15) present in each row of ``frames`` (channels, samples), or -1.
-
-    No state: each frame is judged alone. Frames of 20 ms or more (160 samples at 8 kHz) work well.
-    """
-    x = np.asarray(frames, dtype=np.float32)
-    if x.ndim != 2:
-        raise ValueError(f"frames must be (channels, samples), got shape {x.shape}")
-    n = x.shape[1]
-    cos, sin = _basis(n, rate)
-    # tone power as the mean-square it contributes: |X|^2 * 2 / n^2 equals A^2 / 2 for amplitude A
-    power = ((x @ cos) ** 2 + (x @ sin) ** 2) * (2.0 / (n * n))
-    total = np.einsum("ij,ij->i", x, x) / n
-    low, high = power[:, :4], power[:, 4:]
-    row, col = np.argmax(low, axis=1), np.argmax(high, axis=1)
-    index = np.arange(x.shape[0])
-    p_low, p_high = low[index, row], high[index, col]
-    neighbour = 10.0 ** (-MIN_NEIGHBOUR_DB / 10.0)
-    low_rest = np.where(np.arange(4) == row[:, None], 0.0, low).max(axis=1)
-    high_rest = np.where(np.arange(4) == col[:, None], 0.0, high).max(axis=1)
-    twist = 10.0 ** (MAX_TWIST_DB / 10.0)
-    ok = (
-        (p_low >= MIN_TONE_RMS**2)
-        & (p_high >= MIN_TONE_RMS**2)
-        & (p_low + p_high >= MIN_TONE_SHARE * total)
-        & (low_rest <= neighbour * p_low)
-        & (high_rest <= neighbour * p_high)
-        & (p_low <= twist * p_high)
-        & (p_high <= twist * p_low)
-    )
-    return np.where(ok, _DIGIT_INDEX[row * 4 + col], -1).astype(np.int8)
-
-
-class DtmfDetector:
-    """Debounced detection for ``channels`` channels, fed one frame per channel per tick.
-
-    ``process`` returns, per channel, the event code of a digit that has just been confirmed
-    (present in ``min_frames`` consecutive frames), else -1. A digit is reported again only after
-    a frame without it.
-    """
-
-    def __init__(self, channels: int, rate: int = 8000, min_frames: int = 2) -> None:
-        self.rate = rate
-        self.min_frames = min_frames
-        self._current = np.full(channels, -1, dtype=np.int8)
-        self._count = np.zeros(channels, dtype=np.int32)
-
-    def reset(self, channel: int) -> None:
-        """Forget the state of ``channel`` (when its slot is reused for a new call)."""
-        self._current[channel] = -1
-        self._count[channel] = 0
-
-    def process(self, frames: NDArray[np.int16]) -> NDArray[np.int8]:
-        detected = detect_frames(frames, self.rate)
-        same = (detected == self._current) & (detected >= 0)
-        self._count = np.where(same, self._count + 1, np.where(detected >= 0, 1, 0)).astype(np.int32)
-        self._current = detected
-        return np.where(self._count == self.min_frames, detected, -1).astype(np.int8)
 
 
 @dataclass(frozen=True, slots=True)
