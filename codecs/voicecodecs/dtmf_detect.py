@@ -123,7 +123,7 @@ class DtmfDetector:
         self._history = signal[:, -(WINDOW - HOP) :].copy()
         windows = np.lib.stride_tricks.sliding_window_view(signal, WINDOW, axis=1)[:, ::HOP][:, :hops]
         hits = analyse_windows(windows.reshape(c * hops, WINDOW)).reshape(c, hops)
-        started: list[list[str]] = [[] for _ in range(c)]
+        started = [""] * c  # no per-channel Python work unless a digit starts
         for h in range(hops):  # a loop over the hops of the block (2 per 20 ms), channels vectorised
             hit = hits[:, h]
             same = hit == self._candidate
@@ -136,7 +136,7 @@ class DtmfDetector:
             new = (hit >= 0) & (self._run >= ON_HOPS) & (hit != self._active)
             if new.any():
                 for ch in np.flatnonzero(new):
-                    started[ch].append(str(_KEYPAD.flat[hit[ch]]))
+                    started[ch] += str(_KEYPAD.flat[hit[ch]])
                 self._active = np.where(new, hit, self._active).astype(np.int8)
                 self._gap = np.where(new, 0, self._gap)
-        return ["".join(digits) for digits in started]
+        return started
