@@ -123,7 +123,8 @@ class Interpreter:
                 await document.verbs[0].run(self._context(document))
                 return
             first = False
-            await call.answer()
+            if not (document.verbs and document.verbs[0].answers_later):
+                await call.answer()
             outcome = await self._execute(document)
             if outcome.action is Action.HANGUP:
                 return

@@ -125,6 +125,12 @@ class Verb:
     async def run(self, ctx: RunContext) -> Outcome:
         raise NotImplementedError
 
+    @property
+    def answers_later(self) -> bool:
+        """True when this verb, run first in a document, answers the call itself (``<Dial answerOnBridge>``):
+        the interpreter then leaves the call unanswered."""
+        return False
+
 
 @dataclass(frozen=True, slots=True)
 class Say(Verb):

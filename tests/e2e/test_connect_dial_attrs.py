@@ -103,11 +103,6 @@ def test_dial_records_the_bridge(
 RINGING_UAS = Path(__file__).parents[1] / "api" / "uas-ring-answer-expect-bye.xml"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the interpreter answers before the first verb runs; it must leave the call unanswered when "
-    "that verb's answers_later is true (switch/twiml/interpreter.py, not the connect engineer's file)",
-)
 def test_answer_on_bridge_keeps_the_caller_unanswered_with_early_media(
     switch: SwitchProcess, twiml_server: TwimlServer
 ) -> None:
