@@ -284,8 +284,8 @@ async def _bridge(call: Call, leg: OutboundCall, request: DialRequest, send_digi
     try:
         await _while_bridged(call, leg, request)
     finally:
-        if recording is not None:
-            extra = await recording.finish()
+        # The bridge is undone before anything waits: a cancelled Dial must still hang the callee up.
+        finishing = asyncio.ensure_future(recording.finish()) if recording is not None else None
         if not call.ended.is_set():
             try:
                 media.unbridge(call.channel)
@@ -296,6 +296,8 @@ async def _bridge(call: Call, leg: OutboundCall, request: DialRequest, send_digi
         hold_music(leg, False)
         if not leg.ended.is_set():
             await leg.hangup()
+        if finishing is not None:
+            extra = await asyncio.shield(finishing)
     return DialResult("completed", leg.sid, leg.duration, bridged=True, extra=tuple(extra.items()))
 
 

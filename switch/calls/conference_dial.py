@@ -86,9 +86,9 @@ async def dial_conference(call: Call, request: DialRequest, target: DialTarget) 
                 waits.append(wait_for_star(call))
             await first_of(*waits, timeout=request.time_limit)
     finally:
-        if recording is not None:
-            await recording.finish()
-            _RECORDED_ROOMS.discard(room.sid)
+        # Nothing here may wait before the member has left: the Dial may be cancelled (the caller hung up)
+        # while it waits, and an endConferenceOnExit member must still end the room.
+        finishing = _keep(asyncio.ensure_future(recording.finish())) if recording is not None else None
         member.on_change = None
         _SEATS.pop(call.sid, None)
         seat.in_room = False
@@ -102,10 +102,21 @@ async def dial_conference(call: Call, request: DialRequest, target: DialTarget) 
         if not room.ended.is_set():
             _beep(room, member, entering=False)
         log.info("conference leave CallSid=%s ConferenceSid=%s", call.sid, room.sid)
+        if finishing is not None:
+            _RECORDED_ROOMS.discard(room.sid)
+            await asyncio.shield(finishing)
     return DialResult("completed", None, int(time.time() - started), bridged=True)
 
 
 _RECORDED_ROOMS: set[str] = set()
+_FINISHING: set[asyncio.Future[dict[str, str]]] = set()
+
+
+def _keep(task: asyncio.Future[dict[str, str]]) -> asyncio.Future[dict[str, str]]:
+    """Hold a reference to a recording being kept until it is done (it outlives a cancelled Dial)."""
+    _FINISHING.add(task)
+    task.add_done_callback(_FINISHING.discard)
+    return task
 
 
 def _room_recording(
