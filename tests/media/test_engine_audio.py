@@ -21,11 +21,11 @@ from switch.media.receiver import LATCH_PACKETS
 from switch.media.rtp import RtpPacket
 from switch.media.tts import TextToSpeech
 from switch.media.workers import WorkerMediaEngine
-from tests.helpers.audio import pesq_nb
+from tests.helpers.audio import align, pesq_nb
 from tests.helpers.ports import free_rtp_range
 from tests.media.rtp_peer import Impairment, Peer, build_stream, decode, event_packets, tone
 from voicecodecs.dtmf import digits_to_audio, event_code, parse_event
-from voicecodecs.g711 import ulaw_decode, ulaw_encode
+from voicecodecs.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 
 
 def loopback_only(ip: str) -> bool:
@@ -216,6 +216,32 @@ async def test_concealment_beats_zero_fill_under_seeded_loss(
     concealed_score = pesq_nb(reference, received)
     zero_score = pesq_nb(reference, zero_filled.reshape(-1))
     assert concealed_score > zero_score + 0.1, (concealed_score, zero_score)
+
+
+async def test_speech_through_a_transcoding_bridge_scores_pesq_of_the_codecs_alone(
+    engine: Engine, peers: list[Peer]
+) -> None:
+    """PCMU in, PCMA out: jitter buffer, decode, mix and encode cost at most 0.05 PESQ against the same two
+    codecs applied without the engine (the reference computed in this test)."""
+    a_peer, b_peer = await _peer(peers), await _peer(peers)
+    a, a_target = await _leg(engine, a_peer)
+    b = await engine.create_channel()
+    engine.configure(b, remote=b_peer.addr, codec="PCMA", payload_type=8)
+    engine.bridge(a, b)
+    speech = await TextToSpeech().synthesize("Your call is important to us. Please hold while we connect you.")
+    speech = speech[: len(speech) // 160 * 160]
+    sent = ulaw_decode(ulaw_encode(speech))
+    codecs_only = alaw_decode(alaw_encode(sent))
+    await engine.wait_ticks(2)
+    await a_peer.stream(build_stream(speech), a_target)
+    await engine.wait_ticks(10)
+    heard = decode(b_peer.packets(), payload_type=8)
+    aligned = align(codecs_only, heard)
+    assert aligned.lag >= 0 and aligned.reference.size == codecs_only.size  # all of it arrived
+    reference_score = pesq_nb(speech, codecs_only)
+    engine_score = pesq_nb(speech, aligned.degraded)
+    assert reference_score > 3.5
+    assert engine_score >= reference_score - 0.05, (engine_score, reference_score)
 
 
 async def test_latching_needs_a_clean_run_and_happens_once_per_configure(
