@@ -228,7 +228,7 @@ async def test_speech_through_a_transcoding_bridge_scores_pesq_of_the_codecs_alo
     b = await engine.create_channel()
     engine.configure(b, remote=b_peer.addr, codec="PCMA", payload_type=8)
     engine.bridge(a, b)
-    speech = await TextToSpeech().synthesize("Your call is important to us. Please hold while we connect you.")
+    speech = await TextToSpeech().synthesize("Your call is important to us. Please hold while we connect.")
     speech = speech[: len(speech) // 160 * 160]
     sent = ulaw_decode(ulaw_encode(speech))
     codecs_only = alaw_decode(alaw_encode(sent))
