@@ -1,8 +1,8 @@
-"""PROTOS c07-sip: all 4,527 cases, twice, against a live switch in a loopback-only namespace.
+"""PROTOS c07-sip: all 4,527 cases, three times, against a live switch in a loopback-only namespace.
 
 After every case a valid OPTIONS (fresh Call-ID and branch) must be answered; the process must survive;
-grammar-breaking groups must never be accepted (no 2xx); nothing may get a 500; memory after the second
-pass must be where the first pass left it (no growth per case).  Counts by group go to a JSON file in the
+grammar-breaking groups must never be accepted (no 2xx); nothing may get a 500; memory after the third
+pass must be where the first two left it (no growth per case).  Counts by group go to a JSON file in the
 test's tmp dir and into every assertion message.
 """
 
@@ -49,7 +49,7 @@ def summarise(run: dict[str, Any]) -> dict[str, dict[str, int]]:
 
 @pytest.fixture(scope="module")
 def protos_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str, Path]:
-    run = run_in_namespace(["protos", "--every", "1", "--passes", "2"], timeout=150)
+    run = run_in_namespace(["protos", "--every", "1", "--passes", "3"], timeout=240)
     table = summarise(run)
     out = tmp_path_factory.mktemp("protos") / "protos-by-group.json"
     report = {k: v for k, v in run.items() if k not in ("codes", "groups")} | {"by_group": table}
@@ -63,7 +63,7 @@ def test_every_case_sent_and_switch_answers_after_each(protos_run: tuple[dict[st
     run, text, _ = protos_run
     assert run["hung_at"] is None, text
     assert run["cases_sent"] == 4527, text
-    assert run["probes"] == 2 * 4527, text
+    assert run["probes"] == 3 * 4527, text
     assert run["alive_after"], text
 
 
@@ -91,7 +91,9 @@ def test_no_server_error(protos_run: tuple[dict[str, Any], str, Path]) -> None:
 def test_memory_does_not_grow_per_case(protos_run: tuple[dict[str, Any], str, Path]) -> None:
     run, text, _ = protos_run
     # Before the core refused non-UTF-8 requests, one PROTOS case with such octets in From killed the
-    # store's writer thread and every later call record piled up in memory (135 -> 167 MB).  Three
-    # passes measured after the fix: 149.4, 147.8, 150.3 MB.
-    first, second = run["rss_kib"]["after_each_pass"]
-    assert second <= first * 1.05, text
+    # store's writer thread and every later call record piled up in memory (135 -> 167 MB, +23% a pass).
+    # After the fix the Python heap is flat (tracemalloc: 31.6, 30.0, 30.1 MB after passes 1-3) but RSS
+    # moves by up to 10% either way (allocator arenas of the media and store threads): 149, 148, 150 MB
+    # in one run, 154, 165, 158 in another.  So the third pass is compared with the worst of the first two.
+    first, second, third = run["rss_kib"]["after_each_pass"]
+    assert third <= max(first, second) * 1.10, text
