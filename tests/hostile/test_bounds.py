@@ -1,8 +1,8 @@
 """Resource bounds on real sockets: transactions and dialogs per source (503 + Retry-After), header count
 and header section size (513), with other sources and trusted ones unaffected.
 
-The switch: 5 transactions and 2 dialogs per source, no rate limit, 127.0.0.77 trusted; its application
-answers and waits (<Pause>), so an INVITE makes a dialog that lasts until the caller's BYE.
+The switch: 5 transactions and 2 dialogs per source, 3 dialogs in all, no rate limit, 127.0.0.77 trusted;
+its application answers and waits (<Pause>), so an INVITE makes a dialog that lasts until the caller's BYE.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def switch() -> Iterator[SwitchProcess]:
         app.write_text(PAUSE_APP)
         extra = [
             "--sip-rate", "0", "--trusted-sources", f"{TRUSTED}/32",
-            "--max-transactions-per-source", "5", "--max-dialogs-per-source", "2",
+            "--max-transactions-per-source", "5", "--max-dialogs-per-source", "2", "--max-dialogs", "3",
         ]  # fmt: skip
         with SwitchProcess(str(app), rtp_ports=40, extra_args=extra, trusted_sources=None) as process:
             yield process
@@ -124,12 +124,19 @@ class Caller:
 
 
 def test_dialogs_per_source_get_503_until_one_ends(switch: SwitchProcess) -> None:
-    with _udp(CALLER) as a1, _udp(CALLER) as a2, _udp(CALLER) as a3, _udp(OTHER) as other:
+    with (
+        _udp(CALLER) as a1,
+        _udp(CALLER) as a2,
+        _udp(CALLER) as a3,
+        _udp(OTHER) as other,
+        _udp(TRUSTED) as trusted,
+    ):
         first, second, third = Caller(switch, a1), Caller(switch, a2), Caller(switch, a3)
         assert [first.invite(), second.invite()] == [200, 200]
         assert third.invite() == 503  # a third dialog from the same address
         elsewhere = Caller(switch, other)
         assert elsewhere.invite() == 200  # another address is not affected
+        assert Caller(switch, trusted).invite() == 503  # 3 dialogs in all: even a trusted source waits
         assert first.bye() == 200
         fourth = Caller(switch, a3)
         assert fourth.invite() == 200  # room again once a dialog ended
