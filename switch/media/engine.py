@@ -45,7 +45,7 @@ from switch.media.channels import CODECS, FRAME, ChannelTable
 from switch.media.dtmf import EventSender
 from switch.media.jitter import JitterStats
 from switch.media.pipeline import Pipeline
-from switch.media.receiver import UNASSIGNED_SLOT, RtcpReceiver, RtpReceiver
+from switch.media.receiver import UNASSIGNED_SLOT, RtcpReceiver, RtcpSocket, RtpReceiver
 from switch.media.recorder import Recording, RecordingResult, WavWriter
 from switch.media.rtcp import ReceiveCounters, RtcpError, RtcpSession, RtcpStats
 from switch.media.wideband import OPUS, WIDEBAND
@@ -136,7 +136,7 @@ class MediaEngine:
         self._egress_allowed = egress_allowed
         self._timeout_ticks = max(1, round(rtp_timeout / TICK))
         self._rtcp_ticks = max(_RTCP_CHECK_TICKS, round(rtcp_interval / TICK))
-        self._rtcp: dict[int, tuple[RtcpSession, asyncio.DatagramTransport]] = {}
+        self._rtcp: dict[int, tuple[RtcpSession, RtcpSocket]] = {}
         self._cname = f"{uuid.uuid4().hex[:16]}@{host}"
         self._random = random.Random()
         self._table = ChannelTable()
@@ -286,15 +286,11 @@ class MediaEngine:
         protocol.on_opus = self._pipeline.wideband.put_opus
         try:
             transport, _ = await loop.create_datagram_endpoint(lambda: protocol, sock=sock)
-            try:
-                rtcp_transport, _ = await loop.create_datagram_endpoint(lambda: channel_rtcp, sock=rtcp_sock)
-            except BaseException:
-                transport.close()
-                raise
         except BaseException:
             sock.close()
             rtcp_sock.close()
             raise
+        rtcp_transport = RtcpSocket(rtcp_sock, channel_rtcp, loop)
         # From here to the return nothing is awaited: the table and the per-slot lists grow together,
         # so the media tick never sees one without the other.
         slot = self._table.add()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from switch.media.dtmf import EventReceiver
     from switch.media.jitter import JitterBuffer
 
-__all__ = ["LATCH_PACKETS", "UNASSIGNED_SLOT", "Peer", "RtcpReceiver", "RtpReceiver"]
+__all__ = ["LATCH_PACKETS", "UNASSIGNED_SLOT", "Peer", "RtcpReceiver", "RtcpSocket", "RtpReceiver"]
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,9 @@ UNASSIGNED_SLOT = -1
 
 LATCH_PACKETS = 5
 _HEADER = struct.Struct("!BBHII")
+_RTCP_READS = 16
+"""Datagrams read per wake-up of an RTCP socket at most (the loop comes back for the rest)."""
+_RTCP_MAX = 2048
 
 
 @dataclass(slots=True)
@@ -201,3 +205,42 @@ class RtcpReceiver(asyncio.DatagramProtocol):
 
     def error_received(self, exc: Exception) -> None:
         log.debug("RTCP socket error on channel %d: %s", self.channel, exc)
+
+
+class RtcpSocket:
+    """A channel's RTCP socket watched with ``add_reader`` rather than a datagram transport: RTCP is a few
+    packets every 5 s, and a transport costs more to set up per call than the reader callback does."""
+
+    __slots__ = ("sock", "receiver", "_loop", "_fd")
+
+    def __init__(self, sock: socket.socket, receiver: RtcpReceiver, loop: asyncio.AbstractEventLoop) -> None:
+        sock.setblocking(False)
+        self.sock = sock
+        self.receiver = receiver
+        self._loop = loop
+        self._fd = sock.fileno()
+        loop.add_reader(self._fd, self._readable)
+
+    def _readable(self) -> None:
+        for _ in range(_RTCP_READS):
+            try:
+                data, addr = self.sock.recvfrom(_RTCP_MAX)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # ICMP errors surface here on Linux
+                self.receiver.error_received(exc)
+                return
+            self.receiver.datagram_received(data, addr)
+
+    def sendto(self, data: bytes, addr: tuple[str, int]) -> None:
+        """Send now or drop (UDP: a full socket buffer loses the report, as the network might)."""
+        try:
+            self.sock.sendto(data, addr)
+        except OSError as exc:
+            self.receiver.error_received(exc)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            self._loop.remove_reader(self._fd)
+            self._fd = -1
+            self.sock.close()
