@@ -266,8 +266,9 @@ class MediaEngine:
                 callback(self._ids[slot])
 
     # -- channels -----------------------------------------------------------------------------------------
-    async def create_channel(self) -> int:
-        """Open a channel on an even free port of the range; it sends nothing until configured."""
+    async def create_channel(self, group: str | None = None, *, near: int | None = None) -> int:
+        """Open a channel on an even free port of the range; it sends nothing until configured.
+        (``group`` and ``near`` place channels on media workers; one engine has nothing to place.)"""
         sock, rtcp_sock = self._bind()
         loop = asyncio.get_running_loop()
         channel = next(self._next_id)
