@@ -23,7 +23,7 @@ import pytest
 from tests.helpers.ports import free_udp_port
 from tests.helpers.switch_process import SwitchProcess
 from tests.hostile.run_corpus import reject_app
-from tests.hostile.sipwire import Reply, recv_udp
+from tests.hostile.sipwire import Reply, StreamReader, recv_udp
 
 PASSWORD = "letmein7"
 PLAN = f"""
@@ -243,3 +243,41 @@ def test_invite_with_wrong_proxy_credentials_blocks_the_source(switch: SwitchPro
         assert [r.status if r else None for r in statuses] == [407] * 5
         assert switch.wait_for_log("blocking 127.0.0.71 for 30 s after 5 failed authentications", 3.0)
         assert _invite(sock, target, "100", None) is None  # dropped while blocked
+
+
+def test_tcp_guesser_is_blocked_and_its_connection_closed(switch: SwitchProcess) -> None:
+    host, port = switch.host, switch.sip_port
+    wrong = (
+        'Digest username="100", realm="x", nonce="x", uri="sip:x", response="' + "0" * 32 + '", algorithm=MD5'
+    )
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.73", 0))
+        sock.connect((host, port))
+        local = sock.getsockname()
+        reader = StreamReader(sock)
+        statuses = []
+        for n in range(1, 6):
+            lines = [
+                f"REGISTER sip:{host}:{port} SIP/2.0",
+                f"Via: SIP/2.0/TCP {local[0]}:{local[1]};branch=z9hG4bK{secrets.token_hex(8)};rport",
+                "Max-Forwards: 70",
+                f"From: <sip:100@{host}>;tag=t{n}",
+                f"To: <sip:100@{host}>",
+                "Call-ID: tcp-guesser",
+                f"CSeq: {n} REGISTER",
+                f"Authorization: {wrong}",
+                "Content-Length: 0",
+                "",
+                "",
+            ]
+            sock.sendall("\r\n".join(lines).encode())
+            reply = reader.next(3.0)
+            statuses.append(reply.status if reply else None)
+        assert statuses == [401] * 5
+        assert reader.next(3.0) is None and reader.closed  # closed by the switch once blocked
+    assert switch.wait_for_log("blocking 127.0.0.73 for 30 s", 3.0)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as again:
+        again.bind(("127.0.0.73", 0))
+        again.connect((host, port))
+        refused = StreamReader(again)
+        assert refused.next(2.0) is None and refused.closed  # a new connection is closed at once
