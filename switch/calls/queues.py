@@ -8,6 +8,7 @@ futures the two sides meet on: ``dequeued`` (an agent took the caller: the calle
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from typing import TYPE_CHECKING
@@ -16,6 +17,8 @@ if TYPE_CHECKING:
     from switch.calls.call import Call
 
 __all__ = ["CallQueue", "QueueEntry", "QueueManager"]
+
+log = logging.getLogger("switch.calls")
 
 DEFAULT_MAX_SIZE = 100
 
@@ -111,6 +114,13 @@ class QueueManager:
             return None
         entry = QueueEntry(queue, call, time.time())
         queue.entries.append(entry)
+        log.info(
+            "enqueue CallSid=%s queue=%s QueueSid=%s position=%d",
+            call.sid,
+            name,
+            queue.sid,
+            len(queue.entries),
+        )
         return entry
 
     def take(self, name: str, call_sid: str | None = None) -> QueueEntry | None:

@@ -103,6 +103,11 @@ def test_demo_dialplan_loads() -> None:
     route = plan.route_for("anything", authenticated=False)
     assert route is not None and route.public and route.twiml.endswith("demo.xml")
     assert Path(route.twiml).is_file()
+    for extension, document in [("1", "echo"), ("2", "voicemail"), ("3", "queue"), ("4", "conference"),
+                                ("5", "agent")]:  # fmt: skip
+        found = plan.route_for(extension, authenticated=False)
+        assert found is not None and found.twiml.endswith(f"demo-{document}.xml")
+        assert Path(found.twiml).is_file()
 
 
 def test_dial_policy_deny_wins_and_allow_limits() -> None:
