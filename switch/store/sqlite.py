@@ -225,8 +225,9 @@ class SQLiteStore:
             for work, future in batch:
                 try:
                     results.append((future, work(connection), None))
-                except sqlite3.Error as exc:
-                    results.append((future, None, StoreError(str(exc))))
+                except Exception as exc:  # one bad job (sqlite3.Error, a string SQLite cannot encode, ...)
+                    # fails alone: the writer thread must live on, or every later record is lost
+                    results.append((future, None, StoreError(f"{type(exc).__name__}: {exc}")))
             connection.execute("COMMIT")
         except sqlite3.Error as exc:
             log.error("store commit failed: %s", exc)

@@ -86,6 +86,17 @@ async def test_save_call_upserts_and_keeps_creation_order(store: SQLiteStore) ->
     assert await store.get_call(OTHER, first.sid) is None
 
 
+async def test_a_record_sqlite_cannot_encode_fails_alone_and_the_writer_lives_on(store: SQLiteStore) -> None:
+    # A lone surrogate (bytes that were not UTF-8) raises UnicodeEncodeError in SQLite's binding: it used to
+    # kill the writer thread, and every later record piled up in memory unwritten (found by PROTOS).
+    with pytest.raises(StoreError, match="UnicodeEncodeError"):
+        await store.save_call(replace(call(4), from_="\udcff<sip:x@127.0.0.1>"))
+    await store.save_call(call(5))
+    fetched = await store.get_call(AC, call(5).sid)
+    assert fetched is not None and fetched.status == "completed"
+    assert await store.get_call(AC, call(4).sid) is None
+
+
 async def test_read_after_write_sees_the_write_without_awaiting_it(store: SQLiteStore) -> None:
     record = call(3, status="in-progress")
     store.save_call(record)  # not awaited: the FIFO queue orders it before the read
