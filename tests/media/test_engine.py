@@ -12,6 +12,7 @@ from numpy.typing import NDArray
 
 from switch.media.engine import EgressDenied, MediaEngine, UnknownChannel
 from switch.media.rtp import RtpPacket
+from voicecodecs.dtmf import digits_to_audio
 from voicecodecs.g711 import alaw_encode, ulaw_encode
 
 PORTS = (41000, 41999)
@@ -280,3 +281,27 @@ async def test_a_channel_without_rtp_costs_no_decode_nor_inband_detection(
     await engine.wait_ticks(3)
     assert engine.stats(channel).packets_received == 1
     assert engine._pipeline.decoded  # now the detector listens, so the tick decodes
+
+
+async def test_a_channel_configured_while_the_engine_runs_gets_inband_detection(
+    engine: MediaEngine, sinks: MakeSink
+) -> None:
+    """The tick's plan is rebuilt on configure: a later channel's in-band detector is live at once."""
+    first = await engine.create_channel()
+    engine.configure(first, remote=sinks().addr, codec="PCMU", payload_type=0)
+    await engine.wait_ticks(3)  # the plan is built and clean
+    got: list[tuple[int, str, str]] = []
+    engine.on_dtmf = lambda channel, digit, source: got.append((channel, digit, source))
+    sink = sinks()
+    channel = await engine.create_channel()
+    engine.configure(channel, remote=sink.addr, codec="PCMU", payload_type=0)
+    audio = np.concatenate([np.zeros(800, np.int16), digits_to_audio("73"), np.zeros(1600, np.int16)])
+    payload = ulaw_encode(audio)
+    target = ("127.0.0.1", engine.local_port(channel))
+    for i in range(len(payload) // 160):
+        packet = RtpPacket(payload_type=0, sequence_number=i, timestamp=160 * i, ssrc=9)
+        packet.payload = payload[160 * i : 160 * (i + 1)].tobytes()
+        sink.sock.sendto(packet.serialize(), target)
+        await asyncio.sleep(0.02)
+    await engine.wait_ticks(10)
+    assert got == [(channel, "7", "inband"), (channel, "3", "inband")]
