@@ -197,6 +197,8 @@ async def dial(call: Call, request: DialRequest) -> DialResult:
 
     legs: list[OutboundCall] = []
     ringing: asyncio.Task[None] | None = None
+    early: BridgeRecording | None = None
+    """record-from-ringing: started with the ring tone, handed to the bridge (or kept if there is none)."""
     try:
         for plan in plans:
             try:
@@ -219,6 +221,9 @@ async def dial(call: Call, request: DialRequest) -> DialResult:
             return DialResult("failed")
         if call.answered or (request.answer_on_bridge and _early_media(call)):
             ringing = asyncio.ensure_future(call.play(ring_tone(request.ring_tone), 0))
+            if request.record.startswith("record-from-ringing"):
+                early = BridgeRecording(call, request)
+                early.start()
         else:
             await call.ringing()
         all_ended = asyncio.ensure_future(_all_ended(legs))
@@ -252,8 +257,10 @@ async def dial(call: Call, request: DialRequest) -> DialResult:
                 return DialResult("no-answer", leg.sid)
         if ringing is not None:
             ringing.cancel()
-        return await _bridge(call, leg, request, plan.send_digits)
+        handed, early = early, None
+        return await _bridge(call, leg, request, plan.send_digits, handed)
     finally:
+        finishing = asyncio.ensure_future(early.finish()) if early is not None else None
         if ringing is not None:
             ringing.cancel()
         if not winner.done():
@@ -261,10 +268,19 @@ async def dial(call: Call, request: DialRequest) -> DialResult:
         for leg in legs:
             if not leg.ended.is_set():
                 await leg.hangup()  # CANCEL while ringing, BYE once answered
+        if finishing is not None:
+            await asyncio.shield(finishing)
 
 
-async def _bridge(call: Call, leg: OutboundCall, request: DialRequest, send_digits: str) -> DialResult:
-    """Bridge the caller and the answered leg until one hangs up, the time limit, or ``*``."""
+async def _bridge(
+    call: Call,
+    leg: OutboundCall,
+    request: DialRequest,
+    send_digits: str,
+    recording: BridgeRecording | None = None,
+) -> DialResult:
+    """Bridge the caller and the answered leg until one hangs up, the time limit, or ``*``; ``recording``
+    is one already running since the ringing (record-from-ringing)."""
     if not call.answered:
         await call.answer()
     media = call.manager.media
@@ -273,10 +289,12 @@ async def _bridge(call: Call, leg: OutboundCall, request: DialRequest, send_digi
     except MediaError as exc:
         log.warning("Dial CallSid=%s: cannot bridge: %s", call.sid, exc)
         await leg.hangup()
+        if recording is not None:
+            await recording.finish()
         return DialResult("failed", leg.sid)
     call.bridged_with, leg.bridged_with = leg, call
-    recording = BridgeRecording(call, request) if BridgeRecording.wanted(request) else None
-    if recording is not None:
+    if recording is None and BridgeRecording.wanted(request):
+        recording = BridgeRecording(call, request)
         recording.start()
     extra: dict[str, str] = {}
     if send_digits:

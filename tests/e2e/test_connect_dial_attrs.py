@@ -7,6 +7,7 @@ import urllib.request
 import wave
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.e2e.test_connect_dial import SELFCHECK
@@ -123,3 +124,29 @@ def test_answer_on_bridge_keeps_the_caller_unanswered_with_early_media(
     assert callee.ok, why(callee, switch)
     [done] = twiml_server.wait_for_requests(1, path="/aob-done", timeout=10)
     assert (done.params["DialCallStatus"], done.params["DialBridged"]) == ("completed", "true")
+
+
+def test_record_from_ringing_holds_the_ring_tone(switch: SwitchProcess, twiml_server: TwimlServer) -> None:
+    """record-from-ringing-dual starts with the ring tone: the caller's side hears 440 + 480 Hz (us) first."""
+    user = "dial-record-ringing"
+    uas = SippUas(str(RINGING_UAS), timeout=25)
+    twiml_server.on_user(
+        user,
+        f'<Response><Dial action="/rr-done" record="record-from-ringing-dual" ringTone="us">'
+        f"<Sip>sip:callee@{uas.target}</Sip></Dial></Response>",
+    )
+    twiml_server.route("/rr-done", HANGUP)
+    _call(switch, user, uas, hold_ms=3500)
+    [done] = twiml_server.wait_for_requests(1, path="/rr-done", timeout=15)
+    assert done.params["DialCallStatus"] == "completed"
+    with wave.open(str(switch.data_dir / "recordings" / f"{done.params['RecordingSid']}.wav"), "rb") as wav:
+        assert wav.getnchannels() == 2
+        frames = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").reshape(-1, 2)
+    heard = frames[:8000, 1].astype(np.float64)  # the first second of what the caller heard
+    spectrum = np.abs(np.fft.rfft(heard * np.hanning(heard.size)))
+    freqs = np.fft.rfftfreq(heard.size, 1 / 8000)
+
+    def band(hz: float) -> float:
+        return float(spectrum[np.abs(freqs - hz) < 10].max())
+
+    assert min(band(440.0), band(480.0)) > 20 * band(1000.0)
