@@ -70,7 +70,22 @@ _MAX_TWIST = 10.0 ** (MAX_TWIST_DB / 10.0)
 
 
 def analyse_windows(windows: NDArray[np.float32]) -> NDArray[np.int8]:
-    """Digit index (0-15 into the keypad, row-major) hit by each ``(rows, WINDOW)`` window, or -1."""
+    """Digit index (0-15 into the keypad, row-major) hit by each ``(rows, WINDOW)`` window, or -1.
+
+    A window's power at any one frequency is at most twice its mean square (Cauchy-Schwarz, with this
+    scaling), so windows below ``MIN_LEVEL_DBM0 - 3 dB`` in total cannot hit: they skip the matrix product
+    (silence, pauses and listeners cost one mean of squares)."""
+    total_all = np.mean(np.square(windows, dtype=np.float32), axis=1) / DBM0_RMS**2
+    loud = np.flatnonzero(total_all >= _MIN_LEVEL / 2)
+    if loud.size < total_all.size:
+        out = np.full(total_all.size, -1, np.int8)
+        if loud.size:
+            out[loud] = _analyse(windows[loud], total_all[loud])
+        return out
+    return _analyse(windows, total_all)
+
+
+def _analyse(windows: NDArray[np.float32], total: NDArray[np.float32]) -> NDArray[np.int8]:
     spectrum = windows @ _BASIS  # the whole batch in one product
     half = spectrum.shape[1] // 2
     power = (np.square(spectrum[:, :half]) + np.square(spectrum[:, half:])) * _POWER_SCALE
@@ -79,7 +94,6 @@ def analyse_windows(windows: NDArray[np.float32]) -> NDArray[np.int8]:
     peak = np.take_along_axis(power, best[:, :, None], axis=2)[:, :, 0]
     tone = best // _POINTS
     centred = _ACCEPT[best % _POINTS].all(axis=1)
-    total = np.mean(np.square(windows, dtype=np.float32), axis=1) / DBM0_RMS**2
     low, high = peak[:, 0], peak[:, 1]
     ok = (
         centred

@@ -7,9 +7,11 @@ import pytest
 from numpy.typing import NDArray
 
 from voicecodecs.dtmf import dtmf_tone
-from voicecodecs.dtmf_detect import DtmfDetector, analyse_windows
+from voicecodecs.dtmf_detect import MIN_LEVEL_DBM0, DtmfDetector, _analyse, analyse_windows
 from voicecodecs.g711 import ulaw_decode, ulaw_encode
-from voicecodecs.tones import DTMF_FREQUENCIES, dual_tone
+from voicecodecs.tones import DBM0_RMS, DTMF_FREQUENCIES, dual_tone
+
+DIGITS_OF = "123A456B789C*0#D"  # analyse_windows indexes the keypad row by row
 
 LEADS = (0, 37, 80, 123)  # where the tone starts inside the first 20 ms frame: every hop alignment
 
@@ -149,3 +151,20 @@ def test_signals_that_are_not_one_dtmf_digit_are_rejected() -> None:
     found = {name: detect(ulaw_decode(ulaw_encode(x.astype(np.int16)))) for name, x in signals.items()}
     assert found == dict.fromkeys(signals, "")
     assert detect(ulaw_decode(ulaw_encode(dtmf_tone("1", 800)))) == "1"  # the same path finds a real one
+
+
+def test_quiet_windows_skip_the_analysis_without_changing_any_answer() -> None:
+    """The level gate of analyse_windows: rows around and below it get the answer of the full analysis."""
+    rng = np.random.default_rng(5)
+    levels = [-45.0, -36.0, -33.5, -32.0, -30.0, -28.0, -20.0]
+    rows = [tone(d, 32, level=level)[:256] for d in "15#" for level in levels]
+    rows += [np.zeros(256, np.int16), (rng.normal(0, 30, 256)).astype(np.int16)]
+    windows = np.stack(rows).astype(np.float32)
+    gated = analyse_windows(windows)
+    total = np.mean(np.square(windows), axis=1) / DBM0_RMS**2
+    full = _analyse(windows, total.astype(np.float32))  # every row through the matrix product
+    assert gated.tolist() == full.tolist()
+    skipped = total < 10 ** (MIN_LEVEL_DBM0 / 10) / 2
+    assert skipped.sum() == 5  # the -45 dBm0 rows, zeros and the faint noise
+    found = [DIGITS_OF[int(i)] if i >= 0 else "" for i in gated[: len(levels)]]
+    assert found == ["", "", "", "", "1", "1", "1"]
