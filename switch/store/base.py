@@ -20,7 +20,8 @@ Who writes what:
   duration=round(seconds), start_time=..., date_created=now, date_updated=now, channels=1 or 2,
   source="RecordVerb"))`` once the WAV file is complete. The REST API serves the file at
   ``/2010-04-01/Accounts/{AC}/Recordings/{RE}.wav`` (and ``.mp3``, encoded on first request).
-- Queues and members: queue control calls ``save_queue_member`` / ``remove_queue_member``.
+- Queues: the REST API creates, updates and deletes them. Their members are not stored: they live in the
+  call layer's queues (``switch.calls.queues``), and a restart of the switch empties every queue.
 - Conferences and participants: the REST API listens to conference control and calls ``save_conference``
   and ``save_participant`` on each change.
 - Webhook errors: the TwiML layer calls ``add_notification``.
@@ -37,7 +38,6 @@ from switch.store.records import (
     ConferenceRecord,
     NotificationRecord,
     ParticipantRecord,
-    QueueMemberRecord,
     QueueRecord,
     RecordingRecord,
 )
@@ -101,16 +101,6 @@ class Store(Protocol):
 
     async def delete_queue(self, account_sid: str, sid: str) -> bool: ...
 
-    def save_queue_member(self, record: QueueMemberRecord) -> asyncio.Future[None]: ...
-
-    def remove_queue_member(self, queue_sid: str, call_sid: str) -> asyncio.Future[None]: ...
-
-    async def list_queue_members(
-        self, queue_sid: str, *, offset: int, limit: int
-    ) -> list[QueueMemberRecord]: ...
-
-    async def queue_size(self, queue_sid: str) -> int: ...
-
     # -- conferences ------------------------------------------------------------------------------------
     def save_conference(self, record: ConferenceRecord) -> asyncio.Future[None]: ...
 
@@ -131,6 +121,18 @@ class Store(Protocol):
     # -- webhook errors ---------------------------------------------------------------------------------
     def add_notification(self, record: NotificationRecord) -> asyncio.Future[None]: ...
 
+    async def get_notification(
+        self, account_sid: str, sid: str, *, call_sid: str | None = None
+    ) -> NotificationRecord | None:
+        """The notification with this sid (of the call ``call_sid`` when given)."""
+
     async def list_notifications(
-        self, account_sid: str, *, call_sid: str | None, offset: int, limit: int
-    ) -> list[NotificationRecord]: ...
+        self,
+        account_sid: str,
+        *,
+        call_sid: str | None,
+        offset: int,
+        limit: int,
+        log_level: int | None = None,
+    ) -> list[NotificationRecord]:
+        """Newest first; ``log_level`` 0 (errors) or 1 (warnings) filters."""

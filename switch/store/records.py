@@ -81,6 +81,8 @@ class QueueRecord:
 
 @dataclass(frozen=True, slots=True)
 class QueueMemberRecord:
+    """A call waiting in a queue, as the REST API shows it (from the live queue: members are not stored)."""
+
     queue_sid: str
     call_sid: str
     position: int
@@ -128,3 +130,5 @@ class NotificationRecord:
     url: str
     date_created: float
     log_level: int = 0  # Twilio: 0 error, 1 warning
+    request_method: str = ""
+    """The method of the request that failed (GET or POST); blank when there was no HTTP request."""

@@ -29,7 +29,6 @@ from switch.store.records import (
     ConferenceRecord,
     NotificationRecord,
     ParticipantRecord,
-    QueueMemberRecord,
     QueueRecord,
     RecordingRecord,
 )
@@ -90,6 +89,13 @@ MIGRATIONS: tuple[str, ...] = (
         end_conference_on_exit INTEGER NOT NULL, date_created REAL NOT NULL, date_updated REAL NOT NULL,
         label TEXT, seq INTEGER NOT NULL, PRIMARY KEY (conference_sid, call_sid)
     );
+    """,
+    # 2 -> 3: a notification keeps the method of the request that failed; queue members are not stored
+    # (the REST API reads them from the live queue, and a restart empties every queue).
+    """
+    ALTER TABLE notifications ADD COLUMN request_method TEXT NOT NULL DEFAULT '';
+    CREATE INDEX notifications_by_call ON notifications (call_sid);
+    DROP TABLE queue_members;
     """,
 )
 
@@ -176,7 +182,6 @@ class SQLiteStore:
             "calls",
             "recordings",
             "queues",
-            "queue_members",
             "conferences",
             "notifications",
             "participants",
@@ -440,46 +445,6 @@ class SQLiteStore:
     async def delete_queue(self, account_sid: str, sid: str) -> bool:
         return await self._delete("queues", account_sid, sid)
 
-    def save_queue_member(self, record: QueueMemberRecord) -> asyncio.Future[None]:
-        seq = self._next_seq()
-
-        def work(connection: sqlite3.Connection) -> None:
-            connection.execute(
-                "INSERT INTO queue_members (queue_sid, call_sid, position, date_enqueued, seq) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET position = excluded.position",
-                (record.queue_sid, record.call_sid, record.position, record.date_enqueued, seq),
-            )
-
-        return self._write(work)
-
-    def remove_queue_member(self, queue_sid: str, call_sid: str) -> asyncio.Future[None]:
-        def work(connection: sqlite3.Connection) -> None:
-            connection.execute(
-                "DELETE FROM queue_members WHERE queue_sid = ? AND call_sid = ?", (queue_sid, call_sid)
-            )
-
-        return self._write(work)
-
-    async def list_queue_members(self, queue_sid: str, *, offset: int, limit: int) -> list[QueueMemberRecord]:
-        def work(connection: sqlite3.Connection) -> list[QueueMemberRecord]:
-            rows = connection.execute(
-                "SELECT queue_sid, call_sid, position, date_enqueued FROM queue_members WHERE queue_sid = ? "
-                "ORDER BY position, seq LIMIT ? OFFSET ?",
-                (queue_sid, limit, offset),
-            ).fetchall()
-            return [QueueMemberRecord(*row) for row in rows]
-
-        return await self._submit(work)
-
-    async def queue_size(self, queue_sid: str) -> int:
-        def work(connection: sqlite3.Connection) -> int:
-            count: int = connection.execute(
-                "SELECT COUNT(*) FROM queue_members WHERE queue_sid = ?", (queue_sid,)
-            ).fetchone()[0]
-            return count
-
-        return await self._submit(work)
-
     # -- conferences ------------------------------------------------------------------------------------
     def save_conference(self, record: ConferenceRecord) -> asyncio.Future[None]:
         return self._upsert("conferences", record)
@@ -524,13 +489,33 @@ class SQLiteStore:
     def add_notification(self, record: NotificationRecord) -> asyncio.Future[None]:
         return self._upsert("notifications", record)
 
-    async def list_notifications(
-        self, account_sid: str, *, call_sid: str | None, offset: int, limit: int
-    ) -> list[NotificationRecord]:
-        where, parameters = "account_sid = ?", [account_sid]
+    async def get_notification(
+        self, account_sid: str, sid: str, *, call_sid: str | None = None
+    ) -> NotificationRecord | None:
+        where, parameters = "account_sid = ? AND sid = ?", [account_sid, sid]
         if call_sid is not None:
             where += " AND call_sid = ?"
             parameters.append(call_sid)
+        rows = await self._select(NotificationRecord, "notifications", where, parameters, offset=0, limit=1)
+        return rows[0] if rows else None
+
+    async def list_notifications(
+        self,
+        account_sid: str,
+        *,
+        call_sid: str | None,
+        offset: int,
+        limit: int,
+        log_level: int | None = None,
+    ) -> list[NotificationRecord]:
+        where = "account_sid = ?"
+        parameters: list[object] = [account_sid]
+        if call_sid is not None:
+            where += " AND call_sid = ?"
+            parameters.append(call_sid)
+        if log_level is not None:
+            where += " AND log_level = ?"
+            parameters.append(log_level)
         return await self._select(
             NotificationRecord, "notifications", where, parameters, offset=offset, limit=limit
         )

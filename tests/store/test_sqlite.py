@@ -19,7 +19,6 @@ from switch.store import (
     ConferenceRecord,
     NotificationRecord,
     ParticipantRecord,
-    QueueMemberRecord,
     QueueRecord,
     RecordingRecord,
     SQLiteStore,
@@ -63,7 +62,32 @@ async def test_fresh_database_gets_the_latest_schema_in_wal_mode(store: SQLiteSt
         assert connection.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"calls", "recordings", "queues", "queue_members", "conferences", "notifications"} <= tables
+    assert {"calls", "recordings", "queues", "conferences", "notifications", "participants"} <= tables
+    assert "queue_members" not in tables  # members live in the call layer's queues (migration 2 -> 3)
+
+
+async def test_a_version_2_database_migrates_and_keeps_its_notifications(tmp_path: Path) -> None:
+    path = tmp_path / "switch.db"
+    with sqlite3.connect(path) as connection:
+        for script in MIGRATIONS[:2]:
+            connection.executescript(script)
+        connection.execute("PRAGMA user_version=2")
+        connection.execute(
+            "INSERT INTO notifications VALUES ('NO1', ?, 'CA1', 11200, 'HTTP 500', 'http://x/', 5.0, 0, 1)",
+            (AC,),
+        )
+    db = SQLiteStore(path)
+    await db.open()
+    try:
+        [kept] = await db.list_notifications(AC, call_sid="CA1", offset=0, limit=5)
+        assert kept == NotificationRecord("NO1", AC, "CA1", 11200, "HTTP 500", "http://x/", 5.0, 0, "")
+        note = NotificationRecord("NO2", AC, "CA1", 12100, "bad", "http://y/", 6.0, 0, "GET")
+        await db.add_notification(note)
+        assert await db.get_notification(AC, "NO2") == note
+    finally:
+        await db.close()
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 3
 
 
 async def test_a_database_from_a_newer_switch_is_refused(tmp_path: Path) -> None:
@@ -152,7 +176,7 @@ async def test_recordings_by_call_and_delete(store: SQLiteStore) -> None:
     assert len(await store.list_recordings(AC, call_sid=None, offset=0, limit=10)) == 2
 
 
-async def test_queue_names_are_unique_per_account_and_members_cascade(store: SQLiteStore) -> None:
+async def test_queue_names_are_unique_per_account(store: SQLiteStore) -> None:
     support = QueueRecord(new_sid("QU"), AC, "support", 100, 1.0, 1.0)
     assert await store.create_queue(support) is True
     assert await store.create_queue(QueueRecord(new_sid("QU"), AC, "support", 5, 2.0, 2.0)) is False
@@ -163,14 +187,8 @@ async def test_queue_names_are_unique_per_account_and_members_cascade(store: SQL
     assert await store.update_queue(renamed) is False  # the name is taken
     assert await store.update_queue(QueueRecord(support.sid, AC, "help", 50, 4.0, 4.0)) is True
     assert await store.find_queue(AC, "help") == QueueRecord(support.sid, AC, "help", 50, 1.0, 4.0)
-    store.save_queue_member(QueueMemberRecord(support.sid, call(2).sid, 2, 11.0))
-    store.save_queue_member(QueueMemberRecord(support.sid, call(1).sid, 1, 10.0))
-    members = await store.list_queue_members(support.sid, offset=0, limit=10)
-    assert [m.call_sid for m in members] == [call(1).sid, call(2).sid]
-    store.remove_queue_member(support.sid, call(1).sid)
-    assert await store.queue_size(support.sid) == 1
     assert await store.delete_queue(AC, support.sid) is True
-    assert await store.queue_size(support.sid) == 0
+    assert await store.delete_queue(AC, support.sid) is False
     assert [q.friendly_name for q in await store.list_queues(AC, offset=0, limit=10)] == ["sales"]
 
 
@@ -184,6 +202,14 @@ async def test_conferences_and_notifications(store: SQLiteStore) -> None:
     note = NotificationRecord(new_sid("NO"), AC, call(1).sid, 11200, "HTTP 500", "http://127.0.0.1/x", 5.0)
     await store.add_notification(note)
     assert await store.list_notifications(AC, call_sid=call(1).sid, offset=0, limit=5) == [note]
+    warning = NotificationRecord(new_sid("NO"), AC, call(1).sid, 12200, "schema", "", 6.0, 1)
+    await store.add_notification(warning)
+    assert await store.list_notifications(AC, call_sid=None, offset=0, limit=5) == [warning, note]
+    assert await store.list_notifications(AC, call_sid=None, offset=0, limit=5, log_level=0) == [note]
+    assert await store.list_notifications(OTHER, call_sid=None, offset=0, limit=5) == []
+    assert await store.get_notification(AC, note.sid, call_sid=call(1).sid) == note
+    assert await store.get_notification(AC, note.sid, call_sid=call(2).sid) is None
+    assert await store.get_notification(OTHER, note.sid) is None
 
 
 async def test_reopening_keeps_records(tmp_path: Path) -> None:
@@ -285,4 +311,4 @@ async def test_a_version_1_database_is_migrated_keeping_its_records(tmp_path: Pa
     finally:
         await store.close()
     with sqlite3.connect(path) as connection:
-        assert connection.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 2
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 3
