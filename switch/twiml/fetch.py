@@ -1,4 +1,10 @@
-"""Fetching TwiML documents and Play audio: http(s) with aiohttp, files and package data off the loop."""
+"""Fetching TwiML documents and Play audio: http(s) with aiohttp, files and package data off the loop.
+
+A local document (a file or package resource, never an HTTP answer) is a template, as a TwiML Bin is on
+Twilio: each ``{{Name}}`` is replaced by the request's parameter ``Name`` (``{{Digits}}``, ``{{From}}``,
+``{{QueuePosition}}`` ...), XML-escaped; an unknown name becomes empty. The raw bytes stay cached; the
+substitution runs per request, and only on documents that hold ``{{``.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ import importlib.resources
 import ipaddress
 import logging
 import os
+import re
 import stat
 import time
 from collections.abc import Coroutine, Mapping
@@ -35,7 +42,7 @@ from switch.twiml.parser import MAX_DOCUMENT_BYTES
 from switch.twiml.session import InterpreterSettings
 from switch.twiml.urls import UrlKind, local_path, resource_parts, url_kind
 
-__all__ = ["FetchedDocument", "WebhookClient", "signature"]
+__all__ = ["FetchedDocument", "WebhookClient", "render_template", "signature"]
 
 log = logging.getLogger("switch.twiml")
 
@@ -57,6 +64,24 @@ def signature(auth_token: str, url: str, params: Mapping[str, str]) -> str:
     payload = url + "".join(k + params[k] for k in sorted(params))
     digest = hmac.new(auth_token.encode(), payload.encode(), hashlib.sha1).digest()
     return base64.b64encode(digest).decode()
+
+
+TEMPLATE_FIELD = re.compile(rb"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+"""``{{Name}}`` in a local document (spaces inside the braces allowed, as in TwiML Bins)."""
+_XML_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&apos;"})
+
+
+def render_template(body: bytes, params: Mapping[str, str]) -> bytes:
+    """``body`` with each ``{{Name}}`` replaced by ``params[Name]`` XML-escaped (fit for text and
+    attributes alike), or by nothing when the request has no such parameter."""
+    if b"{{" not in body:
+        return body
+
+    def value(match: re.Match[bytes]) -> bytes:
+        text = params.get(match.group(1).decode("ascii"), "")
+        return text.translate(_XML_ESCAPES).encode()
+
+    return TEMPLATE_FIELD.sub(value, body)
 
 
 def _read_limited(path: Path, limit: int) -> bytes:
@@ -136,7 +161,7 @@ class WebhookClient:
         if kind is UrlKind.HTTP:
             return await self._fetch_http(url, method, params)
         body = await self._read_local(url, MAX_DOCUMENT_BYTES)
-        return FetchedDocument(body, url)
+        return FetchedDocument(render_template(body, params), url)
 
     async def send(self, url: str, method: str, params: Mapping[str, str]) -> int:
         """A signed callback request whose answer is not TwiML (status and recording callbacks); returns

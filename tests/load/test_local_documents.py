@@ -98,3 +98,40 @@ async def test_package_documents_are_read_once(client: WebhookClient) -> None:
     assert first.body.startswith(b"<?xml") or b"<Response" in first.body
     again = await client.fetch(url, "POST", {})
     assert again.body is first.body  # the same bytes object: served from memory
+
+
+async def test_a_local_document_is_a_template_filled_per_request(
+    client: WebhookClient, tmp_path: Path
+) -> None:
+    """{{Name}} takes the request's parameter, XML-escaped; an unknown name is empty; the raw text stays
+    cached (a second request with other values is filled with those)."""
+    path = tmp_path / "bin.xml"
+    path.write_bytes(
+        b'<Response><Say voice="{{Voice}}">Caller {{ From }} pressed {{Digits}}.</Say></Response>'
+    )
+    _age(path, RACY_SECONDS + 10)
+    first = await client.fetch(str(path), "POST", {"From": '<a&"b">', "Digits": "1"})
+    assert first.body == (
+        b'<Response><Say voice="">Caller &lt;a&amp;&quot;b&quot;&gt; pressed 1.</Say></Response>'
+    )
+    second = await client.fetch(str(path), "POST", {"From": "+15551230000", "Digits": "42"})
+    assert second.body == b'<Response><Say voice="">Caller +15551230000 pressed 42.</Say></Response>'
+
+
+async def test_the_demo_menu_dispatches_on_digits(client: WebhookClient) -> None:
+    url = "resource://switch/dialplans/demo-menu.xml"
+    fetched = await client.fetch(url, "POST", {"Digits": "*"})
+    assert b"<Redirect>demo-option-*.xml</Redirect>" in fetched.body
+    for key in "0123456789*":
+        option = await client.fetch(f"resource://switch/dialplans/demo-option-{key}.xml", "POST", {})
+        assert b"<Redirect>" in option.body
+
+
+async def test_http_documents_are_not_templates() -> None:
+    from tests.helpers.twiml_server import TwimlServer
+
+    with TwimlServer() as server:
+        server.route("/bin", "<Response><Say>{{Digits}}</Say></Response>")
+        async with WebhookClient(InterpreterSettings(account_sid="AC" + "0" * 32)) as http:
+            fetched = await http.fetch(server.url("/bin"), "POST", {"Digits": "5"})
+    assert fetched.body == b"<Response><Say>{{Digits}}</Say></Response>"
