@@ -12,11 +12,12 @@ import logging
 import signal
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
 
 from switch.api import ApiServer, auth_token_for
+from switch.api.notifications import keep_notification
 from switch.calls.call import Call
 from switch.calls.dtmf import INFO_CONTENT_TYPES
 from switch.calls.manager import CallManager
@@ -31,11 +32,11 @@ from switch.metrics import Metrics
 from switch.overload import LagMonitor, LagTracker
 from switch.security.guard import SourceGuard, guard_settings_from
 from switch.sip.core import CoreSettings, SipCore
-from switch.sip.events import RequestReceived
+from switch.sip.events import RequestReceived, ResponseReceived
 from switch.sip.message import Request, Response
 from switch.sip.timers import TimerSettings
 from switch.store import SQLiteStore, Store
-from switch.store.records import NotificationRecord, RecordingRecord, new_sid
+from switch.store.records import RecordingRecord
 from switch.transport.sip import SipTransport
 from switch.twiml.callbacks import StatusCallbacks
 from switch.twiml.fetch import WebhookClient
@@ -73,11 +74,15 @@ class CoreActions:
         self.core = core
         self.transport = transport
         self.loop = asyncio.get_running_loop()
+        self.on_response: Callable[[int, str], None] | None = None
+        """Told of every response sent (status, "sent"): the metrics."""
 
     def respond(self, event: RequestReceived, response: Response) -> str | None:
         """Send a response; for a 2xx to an INVITE, return the id of the dialog it established."""
         sent = self.core.respond(event, response, self.loop.time())
         self.transport.flush()
+        if sent and self.on_response is not None:
+            self.on_response(response.status, "sent")
         if not sent or event.request.method != "INVITE" or not 200 <= response.status < 300:
             return None
         return self.core.dialog_id_of(event.transaction_id)
@@ -110,18 +115,6 @@ def dialplan_for(settings: Settings) -> Dialplan:
         return Dialplan()
     with importlib.resources.as_file(importlib.resources.files("switch") / "dialplans" / "demo.toml") as path:
         return load_dialplan(path)
-
-
-def _keep_notification(
-    store: Store, account_sid: str, call_sid: str, code: int, message: str, url: str
-) -> None:
-    """A call's TwiML error or warning, kept as Twilio's Notifications resource would."""
-    level = 1 if code == 12200 else 0
-    store.add_notification(
-        NotificationRecord(
-            new_sid("NO"), account_sid, call_sid or None, code, message, url, time.time(), level
-        )
-    )
 
 
 def _keep_recording(
@@ -208,7 +201,7 @@ class Switch:
             public_base_url=settings.public_base_url or f"http://{settings.host}:{settings.http_port}",
             recordings_dir=settings.data_dir / "recordings",
             egress_allowed=settings.egress_allowed if settings.egress_allow else None,
-            on_error=partial(_keep_notification, store, account_sid),
+            on_error=partial(keep_notification, store, account_sid),
             on_recording=partial(_keep_recording, store, account_sid),
         )
         client = WebhookClient(interpreter_settings)
@@ -229,19 +222,22 @@ class Switch:
             await interpreter.run(url, method=method, twiml=twiml, fallback_url=call.fallback_url)
 
         manager: CallManager | None = None
+        metrics = Metrics()
+        interpreter_settings.on_webhook = metrics.observe_webhook
 
         def on_event(event: object) -> None:
             assert manager is not None
+            if type(event) is ResponseReceived:
+                metrics.observe_sip_response(event.response.status, "received")
             manager.handle_event(event)  # type: ignore[arg-type]
 
-        transport = SipTransport(
-            core,
-            on_event,
-            egress_allowed=settings.egress_allowed,
-            guard=SourceGuard(guard_settings_from(settings)),
-        )
+        guard = SourceGuard(guard_settings_from(settings))
+        metrics.watch_guard(lambda: guard.counts)
+        transport = SipTransport(core, on_event, egress_allowed=settings.egress_allowed, guard=guard)
+        actions = CoreActions(core, transport)
+        actions.on_response = metrics.observe_sip_response
         manager = CallManager(
-            CoreActions(core, transport),
+            actions,
             media,
             tts,
             run_call,
@@ -255,7 +251,6 @@ class Switch:
             dialplan=with_dial_policy(dialplan_for(settings), settings.dial_allow, settings.dial_deny),
         )
         self.manager = manager
-        metrics = Metrics()
         metrics.watch_calls(manager)
         lag = LagMonitor(
             LagTracker(threshold=settings.max_loop_lag or 0.05), on_sample=metrics.observe_loop_lag
@@ -273,6 +268,7 @@ class Switch:
             port=settings.http_port,
             metrics=lambda: (metrics.exposition(), METRICS_CONTENT_TYPE),
             public_recordings=not settings.recordings_auth,
+            public_base_url=settings.public_base_url,
         )
         # Status callbacks hear of a call's end once its record is committed (issue 7).
         manager.add_listener(api.records.after_commit(StatusCallbackRouter(client, settings).listener))

@@ -17,10 +17,14 @@ Names (all prefixed `switch_`):
     webhook_seconds                 histogram  webhook request latency, connect to last byte
     event_loop_lag_seconds          histogram  lateness of the loop-lag probe (switch.overload)
     event_loop_lag_max_seconds      gauge      the largest lag since the previous scrape
+    sip_guard_events_total{event}   counter    what the SIP source guard (switch.security) refused, closed:
+                                               rate_limited tcp_refused tcp_idle_closed tcp_stalled_closed
+                                               auth_failed auth_blocked
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterable, Sized
 from dataclasses import dataclass
@@ -77,6 +81,15 @@ class _ScrapeTimeCollector:
         peak = GaugeMetricFamily("switch_event_loop_lag_max_seconds", "Largest loop lag since last scrape")
         peak.add_metric([], owner.take_lag_peak())
         yield peak
+        guard = owner.guard_source
+        if guard is not None:
+            events = CounterMetricFamily(
+                "switch_sip_guard_events", "What the SIP source guard refused or closed", labels=["event"]
+            )
+            counts = guard()
+            for field in dataclasses.fields(counts):
+                events.add_metric([field.name], float(getattr(counts, field.name)))
+            yield events
         source = owner.rtp_source
         if source is None:
             return
@@ -100,6 +113,7 @@ class Metrics:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         self.window = window
         self.rtp_source: Callable[[], RtpTotals] | None = None
+        self.guard_source: Callable[[], Any] | None = None
         self._active: Callable[[], int] = lambda: 0
         self._lag_peak = 0.0
         # Calls ended per whole second, as a ring of `window` + 1 buckets indexed by int(monotonic seconds).
@@ -137,6 +151,11 @@ class Metrics:
 
     def set_rtp_source(self, source: Callable[[], RtpTotals]) -> None:
         self.rtp_source = source
+
+    def watch_guard(self, counts: Callable[[], Any]) -> None:
+        """Export the SIP source guard's counters (``lambda: guard.counts``, a dataclass of ints) at scrape
+        time: the guard keeps counting in its own fields, nothing is added to its path."""
+        self.guard_source = counts
 
     def _on_status(self, call: object, status: str) -> None:
         self.call_ended(status)

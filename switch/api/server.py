@@ -13,7 +13,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from switch.api import calls, conferences, queues, resources
+from switch.api import calls, conferences, notifications, queues, resources
 from switch.api.auth import credentials_match
 from switch.api.context import CONTEXT, ApiContext
 from switch.api.errors import ApiError, error_body
@@ -92,6 +92,7 @@ def create_app(context: ApiContext, metrics: MetricsSource | None = None) -> web
     resources.add_routes(app, PREFIX)
     queues.add_routes(app, PREFIX)
     conferences.add_routes(app, PREFIX)
+    notifications.add_routes(app, PREFIX)
     return app
 
 
@@ -110,8 +111,11 @@ class ApiServer:
         port: int,
         metrics: MetricsSource | None = None,
         public_recordings: bool = True,
+        public_base_url: str | None = None,
     ) -> None:
         self.metrics = metrics
+        self.public_base_url = public_base_url.rstrip("/") if public_base_url else None
+        """Where webhooks reach this server (``--public-base-url``): RecordingUrl starts with it."""
         records = CallRecords(store)
         self.context = ApiContext(
             account_sid, auth_token, service, store, records, data_dir, public_recordings=public_recordings
@@ -146,7 +150,7 @@ class ApiServer:
         )
         await self._runner.setup()
         await web.TCPSite(self._runner, self.host, self.port, reuse_address=True).start()
-        self.context.answers.base_url = f"http://{self.host}:{self.bound_port}"
+        self.context.answers.base_url = self.public_base_url or f"http://{self.host}:{self.bound_port}"
         log.info("REST API on http://%s:%d/2010-04-01/", self.host, self.bound_port)
 
     async def stop(self) -> None:

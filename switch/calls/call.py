@@ -11,7 +11,7 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,7 +19,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from switch.media.engine import PTIMES, MediaError
+from switch.sip.errors import SipParseError
 from switch.sip.events import RequestReceived
+from switch.sip.headers import parse_name_addr
 from switch.sip.message import Request, Response, make_response
 from switch.sip.sdp import AudioAnswer
 
@@ -38,6 +40,50 @@ FINAL_STATUSES = frozenset({"completed", "busy", "no-answer", "failed", "cancele
 
 
 _sid_random = random.Random(secrets.randbits(128))
+
+MAX_X_HEADERS = 32
+"""At most this many ``X-`` headers of an INVITE are passed on to webhooks (as ``SipHeader_X-...``)."""
+MAX_X_HEADER_BYTES = 1024
+"""An ``X-`` header whose name and value are longer than this (UTF-8) is not passed on."""
+MAX_X_HEADERS_TOTAL = 8192
+"""Nor more than this many bytes of ``X-`` headers in all: a caller cannot make every webhook huge."""
+
+
+def x_headers_of(request: Request) -> dict[str, str]:
+    """The ``X-`` headers of an INVITE, as Twilio passes them to webhooks (``SipHeader_<name>``).
+
+    Names keep their spelling; a repeated header keeps its first value. Bounded by ``MAX_X_HEADERS``,
+    ``MAX_X_HEADER_BYTES`` and ``MAX_X_HEADERS_TOTAL``: what is over is left out, never truncated.
+    """
+    found: dict[str, str] = {}
+    seen: set[str] = set()
+    total = 0
+    for name, value in request.headers.items():
+        if not name[:2].lower() == "x-":
+            continue
+        key = name.lower()
+        if key in seen:
+            continue
+        seen.add(key)
+        size = len(name.encode()) + len(value.encode())
+        if size > MAX_X_HEADER_BYTES or total + size > MAX_X_HEADERS_TOTAL:
+            continue
+        total += size
+        found[name] = value
+        if len(found) >= MAX_X_HEADERS:
+            break
+    return found
+
+
+def forwarded_from_of(request: Request) -> str:
+    """The URI of the topmost ``Diversion`` header (RFC 5806: the last redirection), else blank."""
+    value = request.headers.get("Diversion")
+    if not value:
+        return ""
+    try:
+        return str(parse_name_addr(value.split(",")[0]).uri)
+    except SipParseError:
+        return ""
 
 
 def new_call_sid() -> str:
@@ -70,6 +116,12 @@ class Call:
         self.to = to
         self.caller_name = caller_name
         self.sip_call_id = sip_call_id
+        self.sip_source_ip = ""
+        """The address the INVITE came from (inbound calls), as Twilio's ``SipSourceIp``."""
+        self.sip_headers: Mapping[str, str] = {}
+        """The INVITE's ``X-`` headers (inbound calls), sent to webhooks as ``SipHeader_<name>``."""
+        self.forwarded_from = ""
+        """The Diversion of the INVITE (inbound calls), as Twilio's ``ForwardedFrom``."""
         self.media: AudioAnswer | None = None
         self.dialog_id: str | None = None
         self.answered = False
@@ -229,6 +281,9 @@ class InboundCall(Call):
             sip_call_id=request.call_id,
         )
         self.invite = invite
+        self.sip_source_ip = invite.source[0]
+        self.sip_headers = x_headers_of(request)
+        self.forwarded_from = forwarded_from_of(request)
         self.offer_answer = answer
         self.local_tag = secrets.token_hex(8)
         self.final_sent = False

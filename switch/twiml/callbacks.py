@@ -111,11 +111,16 @@ class StatusCallbacks:
         return params
 
     async def _send(self, sid: str, status: str, params: dict[str, str]) -> bool:
+        observe = self.client.settings.on_webhook
+        started = time.perf_counter()
         try:
             await self.client.send(self.url, self.method, params)
         except TwimlError as exc:
             report(exc.code, f"status callback {status}: {exc.message}", call_sid=sid, url=self.url)
             return False
+        finally:
+            if observe is not None:
+                observe(time.perf_counter() - started)
         return True
 
     def params(self, call: CallInfo, status: str, timestamp: float) -> dict[str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping
 
 from switch.twiml.errors import (
@@ -48,6 +49,8 @@ class Interpreter:
         """``(code, message, url)`` of every error and warning of this session, in order."""
         self.fallback_url = settings.fallback_url
         self.fallback_method = settings.fallback_method
+        self._requested = ("", "")
+        """(url, method) of the last document requested: the method of a failed request's notification."""
 
     def params(self) -> dict[str, str]:
         """The parameters Twilio sends on every request for this call, as of now."""
@@ -71,6 +74,12 @@ class Interpreter:
         }
         if call.parent_call_sid:
             params["ParentCallSid"] = call.parent_call_sid
+        if call.sip_source_ip:
+            params["SipSourceIp"] = call.sip_source_ip
+        if call.forwarded_from:
+            params["ForwardedFrom"] = call.forwarded_from
+        for name, value in call.sip_headers.items():
+            params["SipHeader_" + name] = value
         return params
 
     async def run(
@@ -106,7 +115,8 @@ class Interpreter:
     def _on_error(self, code: int, message: str, url: str) -> None:
         self.errors.append((code, message, url))
         if self.settings.on_error is not None:
-            self.settings.on_error(self.call.sid, code, message, url)
+            method = self._requested[1] if url and url == self._requested[0] else ""
+            self.settings.on_error(self.call.sid, code, message, url, method)
 
     async def _session(self, app_url: str, method: str, twiml: bytes | None) -> None:
         error_sink.set(self._on_error)  # this task's context: every verb, and what verbs start
@@ -175,7 +185,14 @@ class Interpreter:
 
     async def _fetch(self, url: str, method: str, extra: Mapping[str, str]) -> Document:
         self.requests += 1
-        fetched = await self.client.fetch(url, method, {**self.params(), **extra})
+        self._requested = (url, method)
+        observe = self.settings.on_webhook if url_kind(url) is UrlKind.HTTP else None
+        started = time.perf_counter()
+        try:
+            fetched = await self.client.fetch(url, method, {**self.params(), **extra})
+        finally:
+            if observe is not None:
+                observe(time.perf_counter() - started)
         # A local document may have been redirected to http(s); files stay files.
         base = fetched.url if not is_local(url) else url
         return parse_twiml(fetched.body, base_url=base)

@@ -62,11 +62,20 @@ class CallControl(Protocol):
     to: str
     caller_name: str
     sip_call_id: str
+    sip_source_ip: str
+    """Where the INVITE came from (blank for calls the switch placed): ``SipSourceIp``."""
+    forwarded_from: str
+    """The Diversion of the INVITE, blank without one: ``ForwardedFrom``."""
     direction: str
     answered: bool
     ended: asyncio.Event
     digits: asyncio.Queue[str]
     """Every DTMF digit the caller presses (RFC 4733, SIP INFO or in-band), in order."""
+
+    @property
+    def sip_headers(self) -> Mapping[str, str]:
+        """The INVITE's ``X-`` headers by name (empty for calls the switch placed): ``SipHeader_<name>``."""
+        ...
 
     async def ringing(self) -> None:
         """Send 180 Ringing (idempotent)."""
@@ -111,8 +120,12 @@ class CallControl(Protocol):
         """Send the caller's own audio back to them until the call ends."""
 
 
-ErrorCallback = Callable[[str, int, str, str], None]
-"""``on_error(call_sid, code, message, url)``."""
+class ErrorCallback(Protocol):
+    """``on_error(call_sid, code, message, url, method)``: ``method`` is that of the request for ``url``
+    that failed (GET or POST), blank when the error did not come from a document request."""
+
+    def __call__(self, call_sid: str, code: int, message: str, url: str, method: str = "") -> None: ...
+
 
 RecordingCallback = Callable[[str, str, Path, float, float], None]
 """``on_recording(call_sid, recording_sid, path, duration_seconds, started_at)`` for a finished recording."""
@@ -145,6 +158,9 @@ class InterpreterSettings:
     ``localhost``): host names are not resolved and HTTP redirects are not followed."""
     on_recording: RecordingCallback | None = None
     """Told of every recording that holds audio, before its action is requested (the call records)."""
+    on_webhook: Callable[[float], None] | None = None
+    """Told how many seconds each webhook took (document requests over HTTP and status callbacks, failed
+    ones included): the metrics' latency histogram."""
 
 
 class Action(enum.Enum):

@@ -92,3 +92,22 @@ def test_two_switches_do_not_share_a_registry_and_content_type() -> None:
     first.observe_sip_response(486)
     assert ("switch_sip_responses_total", (("code", "486"), ("direction", "sent"))) not in samples(second)
     assert CONTENT_TYPE.startswith("text/plain; version=0.0.4")
+
+
+def test_source_guard_counters_are_read_at_scrape_time() -> None:
+    from switch.security.guard import GuardSettings, SourceGuard
+
+    guard = SourceGuard(GuardSettings(rate=1.0, burst=1.0, auth_fail_limit=2))
+    metrics = Metrics()
+    metrics.watch_guard(lambda: guard.counts)
+    before = samples(metrics)
+    assert before[("switch_sip_guard_events_total", (("event", "auth_failed"),))] == 0.0
+    invite = b"INVITE sip:x@127.0.0.1 SIP/2.0\r\n"
+    assert [guard.allow_datagram(invite, "10.0.0.7", 0.0) for _ in range(3)] == [True, False, False]
+    guard.auth_failed("10.0.0.8", 0.0)
+    assert guard.auth_failed("10.0.0.8", 0.1) is True
+    got = samples(metrics)
+    assert got[("switch_sip_guard_events_total", (("event", "rate_limited"),))] == 2.0
+    assert got[("switch_sip_guard_events_total", (("event", "auth_failed"),))] == 2.0
+    assert got[("switch_sip_guard_events_total", (("event", "auth_blocked"),))] == 1.0
+    assert got[("switch_sip_guard_events_total", (("event", "tcp_refused"),))] == 0.0

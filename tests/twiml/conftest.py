@@ -43,6 +43,9 @@ class FakeCall:
         self.to = "sip:demo@127.0.0.1"
         self.caller_name = "Alice"
         self.sip_call_id = "abc123@127.0.0.1"
+        self.sip_source_ip = ""
+        self.sip_headers: dict[str, str] = {}
+        self.forwarded_from = ""
         self.direction = "inbound"
         self.answered = False
         self.ended = asyncio.Event()

@@ -55,7 +55,7 @@ async def app(server: AppServer) -> AsyncIterator[AppServer]:
 
 
 def settings_for(
-    app: AppServer, errors: list[tuple[str, int, str, str]], **kw: object
+    app: AppServer, errors: list[tuple[str, int, str, str, str]], **kw: object
 ) -> InterpreterSettings:
     return InterpreterSettings(
         account_sid=ACCOUNT,
@@ -104,7 +104,7 @@ async def fault_url(app: AppServer, fault: str, stack: list[asyncio.Server]) -> 
 async def test_fault_goes_to_fallback_with_error_code_and_url(
     app: AppServer, call: FakeCall, fault: str
 ) -> None:
-    errors: list[tuple[str, int, str, str]] = []
+    errors: list[tuple[str, int, str, str, str]] = []
     stack: list[asyncio.Server] = []
     fallback = app.twiml("/fallback", "<Response><Say>fallback speaking</Say></Response>")
     url = await fault_url(app, fault, stack)
@@ -117,6 +117,7 @@ async def test_fault_goes_to_fallback_with_error_code_and_url(
     assert fb.form["ErrorCode"] == str(FAULT_CODES[fault]) and fb.form["ErrorUrl"] == url
     assert fb.form["CallSid"] == call.sid
     assert [(e[0], e[1], e[3]) for e in errors] == [(call.sid, FAULT_CODES[fault], url)]
+    assert [e[4] for e in errors] == ["POST"]  # the method of the failed request (Notifications)
     assert [e[0] for e in interpreter.errors] == [FAULT_CODES[fault]]
 
 
@@ -124,7 +125,7 @@ async def test_fault_goes_to_fallback_with_error_code_and_url(
 async def test_fault_without_fallback_plays_the_error_prompt(
     server: AppServer, call: FakeCall, fault: str
 ) -> None:
-    errors: list[tuple[str, int, str, str]] = []
+    errors: list[tuple[str, int, str, str, str]] = []
     stack: list[asyncio.Server] = []
     url = await fault_url(server, fault, stack)
     await run(call, settings_for(server, errors), url)
@@ -135,7 +136,7 @@ async def test_fault_without_fallback_plays_the_error_prompt(
 
 
 async def test_failing_fallback_ends_in_the_error_prompt(app: AppServer, call: FakeCall) -> None:
-    errors: list[tuple[str, int, str, str]] = []
+    errors: list[tuple[str, int, str, str, str]] = []
     url = app.twiml("/voice", "<Response/>", status=503)
     settings = settings_for(app, errors, fallback_url=app.url("/missing"))
     await run(call, settings, url)
@@ -145,7 +146,7 @@ async def test_failing_fallback_ends_in_the_error_prompt(app: AppServer, call: F
 
 
 async def test_redirect_loop_ends_in_the_error_prompt(app: AppServer, call: FakeCall) -> None:
-    errors: list[tuple[str, int, str, str]] = []
+    errors: list[tuple[str, int, str, str, str]] = []
     url = app.twiml("/loop", "<Response><Redirect>/loop</Redirect></Response>")
     await run(call, settings_for(app, errors, max_redirects=5), url)
     assert app.paths() == ["/loop"] * 6
@@ -157,7 +158,7 @@ async def test_lowercase_document_and_unknown_attribute_are_reported(
     app: AppServer, call: FakeCall, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, "switch.twiml")
-    errors: list[tuple[str, int, str, str]] = []
+    errors: list[tuple[str, int, str, str, str]] = []
     fallback = app.twiml("/fallback", '<Response><Say colour="red">fb</Say></Response>')
     url = app.twiml("/voice", "<response><say>hi</say></response>")
     await run(call, settings_for(app, errors, fallback_url=fallback), url)
@@ -170,7 +171,7 @@ async def test_lowercase_document_and_unknown_attribute_are_reported(
 
 
 async def test_action_failure_uses_the_fallback_with_digits(app: AppServer, call: FakeCall) -> None:
-    errors: list[tuple[str, int, str, str]] = []
+    errors: list[tuple[str, int, str, str, str]] = []
     fallback = app.twiml("/fallback", "<Response><Say>fb</Say></Response>")
     r = VoiceResponse()
     r.gather(num_digits=1, action="/broken").say("menu")
@@ -191,6 +192,9 @@ class InfoCall:
         self.to = "sip:bob@127.0.0.1"
         self.caller_name = "Alice"
         self.sip_call_id = "xyz@127.0.0.1"
+        self.sip_source_ip = ""
+        self.sip_headers: dict[str, str] = {}
+        self.forwarded_from = ""
         self.direction = "outbound-api"
         self.sip_response_code: int | None = None
         self.duration = 0

@@ -78,6 +78,25 @@ async def test_first_request_params_and_end_of_document_hangs_up(
     assert "X-Twilio-Signature" not in req.headers
 
 
+async def test_sip_params_of_an_inbound_call_are_sent_and_signed(
+    server: AppServer, call: FakeCall, settings: InterpreterSettings
+) -> None:
+    call.sip_source_ip = "127.0.0.9"
+    call.forwarded_from = "sip:+15550009999@carrier.example"
+    call.sip_headers = {"X-Customer-Id": "4711", "X-Empty": ""}
+    server.token = "tok-123"
+    url = server.twiml("/voice", "<Response><Hangup/></Response>")
+    signed = InterpreterSettings(account_sid=ACCOUNT, auth_token="tok-123")
+    async with WebhookClient(signed) as client:
+        await run(call, signed, client, url)
+    [req] = server.requests
+    assert req.form["SipSourceIp"] == "127.0.0.9"
+    assert req.form["ForwardedFrom"] == "sip:+15550009999@carrier.example"
+    assert req.form["SipHeader_X-Customer-Id"] == "4711"
+    assert req.form["SipHeader_X-Empty"] == ""
+    assert req.signed is True
+
+
 async def test_redirect_post_then_get_with_in_progress_status(
     server: AppServer, call: FakeCall, settings: InterpreterSettings, client: WebhookClient
 ) -> None:
