@@ -5,6 +5,7 @@
     python -m bench.load memory --rate 800 --checkpoints 10000,100000
     python -m bench.load capacity --rate 100 --calls 1000 --max-calls 100 --hold 2
     python -m bench.load peer --peer sippy --rate 100 --calls 3000 [--sippy-only]
+    python -m bench.load media --calls 1000 --seconds 60 [--media-workers N] [--max-calls M --excess K]
 
 Prints a readable table on stderr and one JSON document on stdout.
 """
@@ -17,6 +18,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.load.media import media_run
 from bench.load.run import RunResult, capacity_run, memory_run, peer_run, ramp, rate_run
 
 COLUMNS = (
@@ -87,7 +89,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     peer.add_argument("--calls", type=int, default=3000)
     peer.add_argument("--hold-ms", type=int, default=0)
     peer.add_argument("--sippy-only", action="store_true", help="skip the switch side (no <Dial> yet)")
+    med = modes.add_parser("media", help="bridged calls (<Dial><Sip>) with RTP on every leg: loss, jitter")
+    med.add_argument("--calls", type=int, default=100)
+    med.add_argument("--seconds", type=float, default=10.0)
+    med.add_argument("--setup-rate", type=float, default=200.0, help="calls placed per second")
+    med.add_argument("--media-workers", type=int, default=None, help="the switch's flag (default: its own)")
+    med.add_argument("--max-calls", type=int, default=0, help="the switch's --max-calls (0: none)")
+    med.add_argument(
+        "--excess", type=int, default=0, help="calls placed while the media runs (past capacity)"
+    )
     args = parser.parse_args(argv)
+    if args.mode == "media":
+        return _media(args, argv)
 
     document: dict[str, object] = {"mode": args.mode, "argv": list(sys.argv[1:] if argv is None else argv)}
     results: list[RunResult]
@@ -144,6 +157,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(table(results), file=sys.stderr)
     print(json.dumps(document, indent=2))
     return 0 if all(r.clean for r in results) or args.mode == "ramp" else 1
+
+
+def _media(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
+    result = media_run(
+        calls=args.calls,
+        seconds=args.seconds,
+        setup_rate=args.setup_rate,
+        media_workers=args.media_workers,
+        max_calls=args.max_calls,
+        excess=args.excess,
+        base=args.workdir,
+    )
+    data = result.as_dict()
+    for key, value in data.items():
+        if key not in ("notes", "target_command"):
+            print(f"{key:28} {value}", file=sys.stderr)
+    document = {"mode": "media", "argv": list(sys.argv[1:] if argv is None else argv), "result": data}
+    print(json.dumps(document, indent=2))
+    return 0 if result.clean else 1
 
 
 if __name__ == "__main__":

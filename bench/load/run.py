@@ -88,7 +88,12 @@ def _workdir(base: Path | None, name: str) -> Path:
 
 
 def start_switch(
-    workdir: Path, *, webhook: bool = False, twiml: str = HANGUP, extra_args: tuple[str, ...] = ()
+    workdir: Path,
+    *,
+    webhook: bool = False,
+    twiml: str = HANGUP,
+    extra_args: tuple[str, ...] = (),
+    rtp_ports: int = 2000,
 ) -> tuple[SwitchUnderTest, WebhookApp | None]:
     """The switch with its application: a TwiML file, or (webhook=True) an HTTP app in its own process."""
     app: WebhookApp | None = None
@@ -101,7 +106,7 @@ def start_switch(
         path.write_text(twiml)
         location = str(path)
     try:
-        switch = SwitchUnderTest(workdir, location, extra_args=extra_args).start()
+        switch = SwitchUnderTest(workdir, location, extra_args=extra_args, rtp_ports=rtp_ports).start()
     except BaseException:
         if app is not None:
             app.stop()
