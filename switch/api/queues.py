@@ -40,8 +40,11 @@ def live_queue(context: ApiContext, record: QueueRecord) -> CallQueue:
     queues = context.service.queues.queues
     queue = queues.get(record.friendly_name)
     if queue is None:
-        queue = queues[record.friendly_name] = CallQueue(record.friendly_name, record.max_size)
-    queue.sid = record.sid
+        queue = queues[record.friendly_name] = CallQueue(record.friendly_name, record.max_size, record.sid)
+    elif queue.sid != record.sid:
+        # <Enqueue> made the queue before the record of that name existed (one created while its calls
+        # waited): the record is what the API shows, so the live queue takes its sid.
+        queue.sid = record.sid
     queue.max_size = record.max_size
     return queue
 

@@ -62,8 +62,9 @@ class QueueEntry:
 
 
 class CallQueue:
-    def __init__(self, name: str, max_size: int) -> None:
-        self.sid = "QU" + uuid.uuid4().hex
+    def __init__(self, name: str, max_size: int, sid: str | None = None) -> None:
+        self.sid = sid if sid is not None else "QU" + uuid.uuid4().hex
+        """The queue's own sid, or the one of its REST record (``Queues.json``) when it has one."""
         self.name = name
         self.max_size = max_size
         self.entries: list[QueueEntry] = []
