@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from switch.calls.bridge_record import BridgeRecording
@@ -55,6 +55,14 @@ class LegPlan:
     url: str = ""
     """The noun's url: a whisper played to the callee once it answered, before the bridge."""
     method: str = "POST"
+    status_callback: tuple[str, tuple[str, ...], str] | None = None
+    """The noun's statusCallback: (URL, events, method) for the leg."""
+
+    def prepare(self, leg: OutboundCall) -> None:
+        """Give ``leg`` the noun's statusCallback before it is announced (so "initiated" reaches it)."""
+        if self.status_callback is not None:
+            url, events, method = self.status_callback
+            leg.status_callback, leg.status_callback_events, leg.status_callback_method = url, events, method
 
 
 def _user_of(uri_text: str) -> str:
@@ -71,7 +79,14 @@ def plan_legs(call: Call, request: DialRequest, now: float) -> list[LegPlan]:
     caller_id = request.caller_id or _user_of(call.from_) or "switch"
     plans: list[LegPlan] = []
     for target in request.targets:
-        plans += _plan_target(call, target, caller_id, now)
+        callback = (
+            (target.status_callback, target.status_callback_events, target.status_callback_method)
+            if target.status_callback
+            else None
+        )
+        plans += [
+            replace(plan, status_callback=callback) for plan in _plan_target(call, target, caller_id, now)
+        ]
     if not plans:
         log.info("Dial CallSid=%s: no destination to ring", call.sid)
     del manager
@@ -212,6 +227,7 @@ async def dial(call: Call, request: DialRequest) -> DialResult:
                     destination=plan.destination,
                     transport=plan.transport,
                     credentials=plan.credentials,
+                    prepare=plan.prepare,
                 )
             except (ValueError, MediaError) as exc:
                 log.warning("Dial CallSid=%s: cannot call %s: %s", call.sid, plan.uri, exc)

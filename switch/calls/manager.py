@@ -14,7 +14,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Protocol
+from typing import Literal, Protocol
 
 from switch.calls.call import FINAL_STATUSES, Call, InboundCall, OutboundCall
 from switch.calls.conferences import ConferenceManager
@@ -312,21 +312,34 @@ class CallManager:
         except SdpError as exc:
             self.respond(event, make_response(request, 400, f"Bad SDP: {exc}"[:120]))
             return
+        called = (request.uri.user if isinstance(request.uri, SipURI) else "") or ""
+        route = self.dialplan.route_for(called, authenticated=True)
+        user = self._caller(event, route)
+        if user is False:
+            return
+        self._spawn(self._inbound(event, offer, route, user))
+
+    def _caller(self, event: RequestReceived, route: Route | None) -> str | None | Literal[False]:
+        """Who places this INVITE to ``route`` (None: anonymous), or False once it was challenged.
+
+        The answer never depends on whether the From names a configured user (no user enumeration):
+        a private route challenges every caller without valid credentials (a name that is no user's can
+        never authenticate); a public destination (a public route, or none: the default application)
+        challenges nobody, and is anonymous unless the INVITE carries credentials, which must then be
+        right (wrong ones, or anyone's for a name that is no user's, are challenged again)."""
+        request = event.request
+        proxy_auth = request.headers.get_all("Proxy-Authorization")
+        private = route is not None and not route.public
+        if not private and not proxy_auth:
+            return None
+        now = time.time()
+        result = self.auth.check(request, now, proxy=True)
         from_uri = request.from_.uri
         from_user = from_uri.user if isinstance(from_uri, SipURI) else None
-        user: str | None = None
-        if from_user is not None and from_user in self.dialplan.users:
-            # A configured user's name in From: prove it (407), or the call is refused.
-            result = self.auth.check(request, time.time(), proxy=True)
-            if result.user != from_user:
-                self.respond(
-                    event, self.auth.challenge(request, 407, time.time(), user=from_user, stale=result.stale)
-                )
-                return
-            user = result.user
-        called = request.uri.user if isinstance(request.uri, SipURI) else ""
-        route = self.dialplan.route_for(called or "", authenticated=user is not None)
-        self._spawn(self._inbound(event, offer, route, user))
+        if result.user is not None and result.user == from_user:
+            return result.user
+        self.respond(event, self.auth.challenge(request, 407, now, user=from_user, stale=result.stale))
+        return False
 
     async def _inbound(
         self, event: RequestReceived, offer: SessionDescription, route: Route | None, user: str | None
@@ -508,11 +521,13 @@ class CallManager:
         transport: str | None = None,
         credentials: tuple[str, str] | None = None,
         to: str | None = None,
+        prepare: Callable[[OutboundCall], None] | None = None,
     ) -> OutboundCall:
         """An outbound leg for ``<Dial>`` (direction outbound-dial, child of ``parent``), INVITE sent.
 
         ``destination``/``transport`` override where the INVITE goes (a registered contact behind NAT);
-        ``credentials`` answer a 401/407; ``on_answered(leg)`` runs when it answers (no application).
+        ``credentials`` answer a 401/407; ``on_answered(leg)`` runs when it answers (no application);
+        ``prepare(leg)`` runs before the leg is announced (a noun's statusCallback then hears "initiated").
         Raises MediaError when no channel is free, ValueError for a destination the switch may not reach.
         """
         target = destination or (uri.host.strip("[]"), uri.port or 5060)
@@ -530,6 +545,8 @@ class CallManager:
         )
         leg.credentials = credentials
         leg.on_answered = on_answered
+        if prepare is not None:
+            prepare(leg)
         self._track(leg)
         for listener in self._listeners:
             listener(leg, leg.status)

@@ -34,10 +34,12 @@ RECORD_MODES = (
     "record-from-answer-dual",
     "record-from-ringing-dual",
 )
+_LEG_CALLBACK = ("statusCallback", "statusCallbackEvent", "statusCallbackMethod")
+_LEG_EVENTS = ("initiated", "ringing", "answered", "completed")
 _NOUN_ATTRIBUTES = {
-    "Number": frozenset({"sendDigits", "url", "method", "statusCallback", "statusCallbackEvent", "byoc"}),
-    "Sip": frozenset({"username", "password", "url", "method", "statusCallback", "statusCallbackEvent"}),
-    "Client": frozenset({"url", "method", "statusCallback", "statusCallbackEvent"}),
+    "Number": frozenset({"sendDigits", "url", "method", "byoc", *_LEG_CALLBACK}),
+    "Sip": frozenset({"username", "password", "url", "method", *_LEG_CALLBACK}),
+    "Client": frozenset({"url", "method", *_LEG_CALLBACK}),
     "Queue": frozenset({"url", "method", "reservationSid", "postWorkActivitySid"}),
     "Conference": frozenset(
         {
@@ -76,6 +78,10 @@ class DialTarget:
     method: str = "POST"
     options: tuple[tuple[str, str], ...] = ()
     """The noun's other attributes as written (Conference: muted, startConferenceOnEnter, ...)."""
+    status_callback: str = ""
+    """Number, Sip, Client: where the status changes of the leg placed for this noun are posted."""
+    status_callback_events: tuple[str, ...] = ("completed",)
+    status_callback_method: str = "POST"
 
     def option(self, name: str, default: str = "") -> str:
         return next((value for key, value in self.options if key == name), default)
@@ -130,6 +136,7 @@ def _noun(element: Element, base_url: str) -> DialTarget | None:
         warn(f"<{tag}> inside <Dial> is empty; ignored")
         return None
     url = attrs.get("url", "").strip()
+    callback = attrs.get("statusCallback", "").strip() if tag in ("Number", "Sip", "Client") else ""
     return DialTarget(
         kind=tag.lower(),
         value=text,
@@ -145,7 +152,26 @@ def _noun(element: Element, base_url: str) -> DialTarget | None:
         )
         if tag == "Conference"
         else (),
+        status_callback=resolve_url(base_url, callback) if callback else "",
+        status_callback_events=leg_events(tag, attrs.get("statusCallbackEvent", ""))
+        if callback
+        else ("completed",),
+        status_callback_method=choice_attr(element, attrs, "statusCallbackMethod", ("POST", "GET"))
+        if callback
+        else "POST",
     )
+
+
+def leg_events(tag: str, text: str) -> tuple[str, ...]:
+    """A leg noun's statusCallbackEvent (initiated ringing answered completed, by spaces or commas);
+    ``completed`` when none is named."""
+    events: list[str] = []
+    for event in text.replace(",", " ").split():
+        if event in _LEG_EVENTS and event not in events:
+            events.append(event)
+        elif event not in _LEG_EVENTS:
+            warn(f"<{tag} statusCallbackEvent> has unknown event {event!r}")
+    return tuple(events) or ("completed",)
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,8 +44,10 @@ def registrar_switch(
     twiml_server: TwimlServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[SwitchProcess]:
     plan = tmp_path_factory.mktemp("dialplan") / "plan.toml"
-    # Calls to bob from an authenticated user go to /clients; anonymous calls to bob get the default app.
+    # Calls to bob go to /clients, for authenticated users only (every other caller is challenged);
+    # "auth-call..." numbers are private too; everything else is the default app, public.
     route = f'\n[[routes]]\nmatch = "^bob$"\ntwiml = "{twiml_server.url("/clients")}"\n'
+    route += f'\n[[routes]]\nmatch = "^auth-call"\ntwiml = "{twiml_server.url("/voice")}"\n'
     plan.write_text(DIALPLAN + route)
     process = start_switch(twiml_server.url("/voice"), ["--dialplan", str(plan)])
     try:
@@ -211,12 +213,17 @@ def test_a_users_call_is_challenged_and_routed_anonymous_ones_are_not(
         bob.wait_event("CALL_CLOSED", 10)
     [request] = twiml_server.wait_for_requests(1, path="/clients", timeout=5)
     assert request.params["From"].startswith("sip:alice@")
-    # An anonymous caller dialling bob gets the default application, not the users-only route.
+    # An anonymous caller dialling bob is challenged like a user and never gets through; one dialling a
+    # public destination (the default application) is not challenged.
     result = run_sipp("uac-invite-say-expect-bye.xml", registrar_switch.target, "udp", service="bob",
-                      keys={"rtp_port": free_tcp_port()}, timeout=15)  # fmt: skip
-    assert result.ok, why(result, registrar_switch)
+                      keys={"rtp_port": free_tcp_port()}, timeout=5)  # fmt: skip
+    assert not result.ok and "SIP/2.0 407" in result.messages
     assert len(twiml_server.requests(path="/clients")) == 1
-    assert twiml_server.requests(path="/voice", user="bob")
+    assert not twiml_server.requests(path="/voice", user="bob")
+    twiml_server.on_user("bob-public", "<Response><Say>Anyone reaches this.</Say></Response>")
+    result = run_sipp("uac-invite-say-expect-bye.xml", registrar_switch.target, "udp", service="bob-public",
+                      keys={"rtp_port": free_tcp_port()}, timeout=15)  # fmt: skip
+    assert result.ok and "SIP/2.0 407" not in result.messages, why(result, registrar_switch)
 
 
 def test_sipp_call_from_a_user_is_challenged_with_407(
