@@ -5,6 +5,7 @@
     python -m bench.load memory --rate 800 --checkpoints 10000,100000
     python -m bench.load capacity --rate 100 --calls 1000 --max-calls 100 --hold 2
     python -m bench.load peer --peer sippy --rate 100 --calls 3000 [--sippy-only]
+    python -m bench.load full --rate 50 --calls 500
     python -m bench.load media --calls 1000 --seconds 60 [--media-workers N] [--max-calls M --excess K]
 
 Prints a readable table on stderr and one JSON document on stdout.
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.load.media import media_run
-from bench.load.run import RunResult, capacity_run, memory_run, peer_run, ramp, rate_run
+from bench.load.run import RunResult, capacity_run, full_run, memory_run, peer_run, ramp, rate_run
 
 COLUMNS = (
     ("label", "run", 26),
@@ -89,6 +90,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     peer.add_argument("--calls", type=int, default=3000)
     peer.add_argument("--hold-ms", type=int, default=0)
     peer.add_argument("--sippy-only", action="store_true", help="skip the switch side (no <Dial> yet)")
+    full = modes.add_parser("full", help="full calls: webhook, <Say> of ~1 s, RTP both ways, switch hangs up")
+    full.add_argument("--rate", type=float, default=50.0)
+    full.add_argument("--calls", type=int, default=500)
     med = modes.add_parser("media", help="bridged calls (<Dial><Sip>) with RTP on every leg: loss, jitter")
     med.add_argument("--calls", type=int, default=100)
     med.add_argument("--seconds", type=float, default=10.0)
@@ -132,6 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         document["rss_mb"] = {"start": results[0].rss_start_mb} | {
             str(c): r.rss_end_mb for c, r in zip(checkpoints, results, strict=True)
         }
+    elif args.mode == "full":
+        results = [full_run(rate=args.rate, calls=args.calls, base=args.workdir)]
     elif args.mode == "capacity":
         results = [
             capacity_run(

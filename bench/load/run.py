@@ -14,10 +14,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from bench.load.ports import free_port
 from bench.load.proc import PeakSampler, cpu_seconds, rss_bytes
 from bench.load.sipp import SippLoad, percentile_ms
 from bench.load.targets import Managed, SippyPeer, SwitchUnderTest, WebhookApp
+from voicecodecs.g711 import ulaw_encode
 
 __all__ = [
     "HANGUP",
@@ -26,6 +29,7 @@ __all__ = [
     "peer_run",
     "ramp",
     "capacity_run",
+    "full_run",
     "rate_run",
     "start_switch",
 ]
@@ -223,6 +227,45 @@ def rate_run(
         )
         label = f"signalling {'webhook' if webhook else 'file'} {transport}"
         return measure(label, switch, caller, rate=rate, calls=calls)
+    finally:
+        switch.stop()
+        if app is not None:
+            app.stop()
+
+
+SAY = "<Response><Say>Thank you for calling. Goodbye.</Say><Hangup/></Response>"
+"""About one second of speech (espeak), then the switch hangs up."""
+
+
+def full_run(
+    *,
+    rate: float,
+    calls: int,
+    twiml: str = SAY,
+    limit: int = 5000,
+    base: Path | None = None,
+    extra_args: tuple[str, ...] = (),
+) -> RunResult:
+    """Full calls: an HTTP webhook per call answers `twiml` (a <Say> of about 1 s, then <Hangup/>), SIPp sends
+    RTP for the whole call (rtp_stream of a 1 kHz-free tone file) and hears the Say; the switch sends BYE."""
+    workdir = _workdir(base, f"full-{rate:g}")
+    switch, app = start_switch(workdir, webhook=True, twiml=twiml, extra_args=extra_args, rtp_ports=8000)
+    try:
+        sipp_dir = workdir / "sipp"
+        sipp_dir.mkdir(parents=True, exist_ok=True)
+        t = np.arange(8000) / 8000.0
+        tone = np.rint(3000 * np.sin(2 * np.pi * 425 * t)).astype(np.int16)
+        (sipp_dir / "caller.ul").write_bytes(ulaw_encode(tone).tobytes())
+        caller = _caller(
+            sipp_dir,
+            switch.target,
+            "load-uac-invite-rtp-say-expect-bye.xml",
+            rate=rate,
+            calls=calls,
+            limit=limit,
+            timeout=calls / rate + 40,
+        )
+        return measure("full webhook+say+rtp", switch, caller, rate=rate, calls=calls)
     finally:
         switch.stop()
         if app is not None:

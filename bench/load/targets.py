@@ -119,7 +119,10 @@ class SwitchUnderTest(Managed):
         workdir.mkdir(parents=True, exist_ok=True)
         self.sip_port = free_port()
         self.http_port = free_port()
-        low = free_range(rtp_ports, align=2, tcp=False, remember=False)
+        # Large ranges (media runs) below the single ports and the kernel's ephemeral range, which the
+        # generator's and other programs' sockets fragment.
+        where = {"low": 2000, "high": 15000} if rtp_ports > 2000 else {}
+        low = free_range(rtp_ports, align=2, tcp=False, remember=False, **where)
         command = [
             sys.executable, "-m", "switch", "serve",
             "--host", "127.0.0.1",
