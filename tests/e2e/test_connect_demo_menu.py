@@ -188,4 +188,4 @@ def test_menu_keys_reach_their_options_and_a_wrong_key_is_not_an_option() -> Non
     )
     assert unfilled.envelope < waiting.envelope, (unfilled, waiting)
     [enqueued] = switch.log_lines("enqueue CallSid=")
-    assert "queue=demo " in enqueued and enqueued.endswith("position=1"), enqueued
+    assert "queue=demo " in enqueued and enqueued.rstrip().endswith("position=1"), enqueued
