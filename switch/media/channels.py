@@ -172,6 +172,8 @@ class ChannelTable:
         mv = self.packets.data.cast("B")
         size = self.packets.dtype.itemsize
         self.packet_views = [mv[i * size : (i + 1) * size] for i in range(capacity)]
+        self.packet_bytes: NDArray[np.uint8] = self.packets.view(np.uint8).reshape(capacity, size)
+        """The packet records as rows of bytes (what ``sendmmsg`` sends from)."""
         """Slot -> a memoryview of its packet record, made once so sending allocates nothing."""
 
     packets: NDArray[np.void]

@@ -48,6 +48,7 @@ from switch.media.pipeline import Pipeline
 from switch.media.receiver import UNASSIGNED_SLOT, RtcpReceiver, RtcpSocket, RtpReceiver
 from switch.media.recorder import Recording, RecordingResult, WavWriter
 from switch.media.rtcp import ReceiveCounters, RtcpError, RtcpSession, RtcpStats
+from switch.media.shared_port import SharedEndpoint, SharedPort
 from switch.media.wideband import OPUS, WIDEBAND
 from voicecodecs.dtmf import digits_to_audio
 from voicecodecs.tones import dual_tone
@@ -125,7 +126,9 @@ class MediaEngine:
         egress_allowed: Callable[[str], bool] = lambda ip: True,
         rtp_timeout: float = 30.0,
         rtcp_interval: float = 5.0,
+        shared_port: bool = False,
     ) -> None:
+        """``shared_port``: every channel (but ``private`` ones) on one RTP port, see :mod:`.shared_port`."""
         low, high = port_range
         low += low % 2
         if low + 1 > high:
@@ -136,7 +139,7 @@ class MediaEngine:
         self._egress_allowed = egress_allowed
         self._timeout_ticks = max(1, round(rtp_timeout / TICK))
         self._rtcp_ticks = max(_RTCP_CHECK_TICKS, round(rtcp_interval / TICK))
-        self._rtcp: dict[int, tuple[RtcpSession, RtcpSocket]] = {}
+        self._rtcp: dict[int, tuple[RtcpSession, RtcpSocket | SharedEndpoint]] = {}
         self._cname = f"{uuid.uuid4().hex[:16]}@{host}"
         self._random = random.Random()
         self._table = ChannelTable()
@@ -145,7 +148,9 @@ class MediaEngine:
         self._ids: list[int] = []
         self._slots: dict[int, int] = {}
         self._ports_by_id: dict[int, int] = {}
-        self._transports: list[asyncio.DatagramTransport] = []
+        self._transports: list[asyncio.BaseTransport | SharedEndpoint] = []
+        self._use_shared = shared_port
+        self.shared: SharedPort | None = None
         self._protocols: list[RtpReceiver] = []
         self._sendto: list[Callable[..., None]] = []
         self._playback: dict[int, asyncio.Future[None]] = {}
@@ -179,6 +184,9 @@ class MediaEngine:
                 await clock
         for channel in list(self._slots):
             await self.close_channel(channel)
+        if self.shared is not None:
+            self.shared.close()
+            self.shared = None
         self._writer.shutdown()
 
     async def _run(self) -> None:
@@ -227,6 +235,10 @@ class MediaEngine:
         if n == 0:
             return
         self.ticks_run += 1
+        shared = self.shared
+        if shared is not None:
+            shared.ensure(n - 1)
+            shared.drain()
         if self._dtmf_out:
             self._dtmf_tick()
         out = self._pipeline.run(ticks)
@@ -234,7 +246,12 @@ class MediaEngine:
         views = table.packet_views
         sendto = self._sendto
         protocols = self._protocols
-        for slot in np.flatnonzero(send).tolist():
+        rows = np.flatnonzero(send)
+        if shared is not None:
+            mine = shared.member[:n][rows]
+            shared.send(table.packet_bytes, rows[mine])
+            rows = rows[~mine]
+        for slot in rows.tolist():
             sendto[slot](views[slot], protocols[slot].peer.remote)
         if self._senders:
             self._send_other_ptimes()
@@ -266,11 +283,19 @@ class MediaEngine:
                 callback(self._ids[slot])
 
     # -- channels -----------------------------------------------------------------------------------------
-    async def create_channel(self, group: str | None = None, *, near: int | None = None) -> int:
-        """Open a channel on an even free port of the range; it sends nothing until configured.
-        (``group`` and ``near`` place channels on media workers; one engine has nothing to place.)"""
-        sock, rtcp_sock = self._bind()
+    async def create_channel(
+        self, group: str | None = None, *, near: int | None = None, private: bool = False
+    ) -> int:
+        """Open a channel on an even free port of the range (or the shared port unless ``private``); it
+        sends nothing until configured. (``group`` and ``near`` place channels on media workers.)"""
         loop = asyncio.get_running_loop()
+        shared = None
+        if self._use_shared and not private:
+            if self.shared is None:
+                self.shared = SharedPort(*self._bind(), self._protocols, self._on_rtcp, loop)
+            shared = self.shared
+        else:
+            sock, rtcp_sock = self._bind()
         channel = next(self._next_id)
         protocol = RtpReceiver(
             UNASSIGNED_SLOT,  # the slot is taken below, once nothing is awaited any more
@@ -285,24 +310,33 @@ class MediaEngine:
         channel_rtcp = RtcpReceiver(channel, protocol.peer, self._on_rtcp)
         protocol.on_rtcp = self._on_rtcp
         protocol.on_opus = self._pipeline.wideband.put_opus
-        try:
-            transport, _ = await loop.create_datagram_endpoint(lambda: protocol, sock=sock)
-        except BaseException:
-            sock.close()
-            rtcp_sock.close()
-            raise
-        rtcp_transport = RtcpSocket(rtcp_sock, channel_rtcp, loop)
+        transport: asyncio.BaseTransport | SharedEndpoint
+        rtcp_transport: RtcpSocket | SharedEndpoint
+        if shared is not None:
+            transport, rtcp_transport, port = shared.rtp_endpoint, shared.rtcp_endpoint, shared.port
+            protocol.on_latch = shared.latched
+        else:
+            try:
+                transport, _ = await loop.create_datagram_endpoint(lambda: protocol, sock=sock)
+            except BaseException:
+                sock.close()
+                rtcp_sock.close()
+                raise
+            rtcp_transport = RtcpSocket(rtcp_sock, channel_rtcp, loop)
+            port = sock.getsockname()[1]
         # From here to the return nothing is awaited: the table and the per-slot lists grow together,
         # so the media tick never sees one without the other.
         slot = self._table.add()
         self._pipeline.added(slot)
+        if shared is not None:
+            shared.add(slot)
         protocol.slot = slot
         ssrc = int(self._table.packets["ssrc"][slot])
         self._rtcp[channel] = (RtcpSession(ssrc, self._cname), rtcp_transport)
         protocol.peer.last_tick = self.tick_index
         self._ids.append(channel)
         self._slots[channel] = slot
-        self._ports_by_id[channel] = sock.getsockname()[1]
+        self._ports_by_id[channel] = port
         self._transports.append(transport)
         self._protocols.append(protocol)
         self._sendto.append(transport.sendto)
@@ -382,6 +416,8 @@ class MediaEngine:
         marker = sending and (not was_sending or peer.remote != (ip, port))
         peer.remote = (ip, port)
         peer.may_latch = not held
+        if self.shared is not None and self.shared.member[slot]:
+            self.shared.set_remote(slot, None if held else (ip, port))
         peer.candidate_run = 0
         peer.codec_pt = -1 if kind == OPUS else payload_type
         peer.opus_pt = payload_type if kind == OPUS else -1
@@ -746,6 +782,8 @@ class MediaEngine:
         self._rtcp.pop(channel)[1].close()
         self._pipeline.wideband.remove(slot)
         self._transports[slot].close()
+        if self.shared is not None and slot < len(self.shared.member) and self.shared.member[slot]:
+            self.shared.remove(slot)
         moved = self._table.remove(slot)
         _swap_remove(self._ids, slot)
         _swap_remove(self._transports, slot)
@@ -753,6 +791,8 @@ class MediaEngine:
         _swap_remove(self._sendto, slot)
         if moved is not None:
             self._pipeline.moved(moved, slot)
+            if self.shared is not None:
+                self.shared.move(moved, slot)
             self._protocols[slot].slot = slot
             self._slots[self._ids[slot]] = slot
         del self._slots[channel]

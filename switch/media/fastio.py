@@ -256,24 +256,36 @@ class BatchSender:
         buffer: NDArray[np.uint8],
         lengths: NDArray[np.integer[Any]],
         addresses: NDArray[np.void],
+        *,
+        rows: NDArray[np.intp] | None = None,
     ) -> int:
         """Send ``buffer[i, :lengths[i]]`` to ``addresses[i]`` for every row; return how many were sent.
 
         ``buffer`` must be C-contiguous along its rows; ``addresses`` an array of :data:`SOCKADDR_DTYPE`
-        (see :func:`sockaddrs`). Stops early (returning fewer) when the socket buffer is full.
+        (see :func:`sockaddrs`). With ``rows``, the k-th message is ``buffer[rows[k], :lengths[k]]`` to
+        ``addresses[rows[k]]`` (no copy of the rows). Stops early (returning fewer) when the socket buffer
+        is full.
         """
         count = len(lengths)
         if count == 0:
             return 0
-        if buffer.ndim != 2 or buffer.strides[1] != 1 or len(buffer) < count or len(addresses) < count:
-            raise ValueError("buffer must be 2-D with contiguous rows, one row and address per length")
+        if buffer.ndim != 2 or buffer.strides[1] != 1:
+            raise ValueError("buffer must be 2-D with contiguous rows")
+        if rows is not None:
+            if len(rows) != count or (count and int(rows.max()) >= min(len(buffer), len(addresses))):
+                raise ValueError("one row per length, each with a buffer row and an address")
+            if not self.native:
+                return self._send_python(sock, buffer[rows], lengths, addresses[rows])
+        elif len(buffer) < count or len(addresses) < count:
+            raise ValueError("one buffer row and address per length")
         if not self.native:
             return self._send_python(sock, buffer, lengths, addresses)
         self._grow(count)
         m = self._m
-        m.iov["base"][:count] = buffer.ctypes.data + buffer.strides[0] * np.arange(count, dtype=np.uint64)
+        index = np.arange(count, dtype=np.uint64) if rows is None else rows.astype(np.uint64)
+        m.iov["base"][:count] = buffer.ctypes.data + np.uint64(buffer.strides[0]) * index
         m.iov["len"][:count] = lengths
-        m.names[:count] = addresses[:count]
+        m.names[:count] = addresses[:count] if rows is None else addresses[rows]
         fd = _fd(sock)
         sent = 0
         while sent < count:
@@ -446,6 +458,16 @@ class Demux:
     def learn(self, slot: int, ssrc: int) -> None:
         self._ssrc[slot] = ssrc
         self._known[slot] = True
+        self._dirty = True
+
+    def move(self, source: int, dest: int) -> None:
+        """What ``source`` expected now belongs to ``dest``; ``source`` expects nothing (a swap-remove)."""
+        self._ensure(max(source, dest))
+        for name in ("_ip", "_port", "_ssrc", "_known", "_used"):
+            arr = getattr(self, name)
+            arr[dest] = arr[source]
+        self._used[source] = False
+        self._known[source] = False
         self._dirty = True
 
     def unregister(self, slot: int) -> None:

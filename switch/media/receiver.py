@@ -81,6 +81,7 @@ class RtpReceiver(asyncio.DatagramProtocol):
         "may_egress",
         "on_rtcp",
         "on_opus",
+        "on_latch",
     )
 
     def __init__(
@@ -106,6 +107,8 @@ class RtpReceiver(asyncio.DatagramProtocol):
         self.on_rtcp: Callable[[int, bytes], None] | None = None
         self.on_opus: Callable[[int, int, bytes], None] | None = None
         """Called with (slot, timestamp, payload) for each Opus packet."""
+        self.on_latch: Callable[[int, int], None] | None = None
+        """Called with (slot, SSRC) when the channel latches to a new source (a shared port follows)."""
         """Called with (channel, datagram) for RTCP arriving on the RTP port (rtcp-mux, RFC 5761)."""
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
@@ -183,6 +186,8 @@ class RtpReceiver(asyncio.DatagramProtocol):
         peer.may_latch = False
         peer.candidate = None
         peer.candidate_run = 0
+        if self.on_latch is not None:
+            self.on_latch(self.slot, ssrc)
         return True
 
     def error_received(self, exc: Exception) -> None:  # ICMP port unreachable and the like

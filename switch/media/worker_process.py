@@ -27,14 +27,15 @@ def worker_main(
     egress_allowed: Callable[[str], bool],
     rtp_timeout: float,
     rtcp_interval: float,
+    shared_port: bool = False,
 ) -> None:
     logging.basicConfig(level=logging.WARNING)
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency
-        asyncio.run(_worker(conn, host, port_range, egress_allowed, rtp_timeout, rtcp_interval))
+        asyncio.run(_worker(conn, host, port_range, egress_allowed, rtp_timeout, rtcp_interval, shared_port))
     else:
-        uvloop.run(_worker(conn, host, port_range, egress_allowed, rtp_timeout, rtcp_interval))
+        uvloop.run(_worker(conn, host, port_range, egress_allowed, rtp_timeout, rtcp_interval, shared_port))
 
 
 async def _worker(
@@ -44,10 +45,16 @@ async def _worker(
     egress_allowed: Callable[[str], bool],
     rtp_timeout: float,
     rtcp_interval: float,
+    shared_port: bool,
 ) -> None:
     loop = asyncio.get_running_loop()
     engine = MediaEngine(
-        host, port_range, egress_allowed=egress_allowed, rtp_timeout=rtp_timeout, rtcp_interval=rtcp_interval
+        host,
+        port_range,
+        egress_allowed=egress_allowed,
+        rtp_timeout=rtp_timeout,
+        rtcp_interval=rtcp_interval,
+        shared_port=shared_port,
     )
     await engine.start()
     cache: dict[bytes, NDArray[np.int16]] = {}
@@ -91,8 +98,8 @@ async def _worker(
         task.add_done_callback(tasks.discard)
         answer(rid, task)
 
-    async def create() -> tuple[int, int]:
-        channel = await engine.create_channel()
+    async def create(private: bool) -> tuple[int, int]:
+        channel = await engine.create_channel(private=private)
         return channel, engine.local_port(channel)
 
     async def value(result: Any) -> Any:
@@ -117,7 +124,7 @@ async def _worker(
             _, rid, channel, path, options = message
             answer(rid, engine.record(channel, path, **options))
         elif kind == "create":
-            run(message[1], create())
+            run(message[1], create(len(message) > 2 and bool(message[2])))
         elif kind == "close":
             run(message[1], engine.close_channel(message[2]))
         elif kind == "stats":

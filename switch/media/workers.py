@@ -18,7 +18,7 @@ own 20 ms clock and its own RTP sockets on its share of the port range. Parent a
 
 parent -> worker::
 
-    ("create", rid)                        -> ("ok", rid, (local_channel, port))
+    ("create", rid[, private])             -> ("ok", rid, (local_channel, port))
     ("call", method, args, kwargs)            a synchronous engine method (failures: ("log", text))
     ("pcm", key, bytes) / ("forget", key)     the prompt cache (below)
     ("play", rid, local, key, loop)        -> ("ok", rid, None) when the playback future resolves
@@ -154,7 +154,11 @@ class WorkerMediaEngine:
         rtcp_interval: float = 5.0,
         cache_bytes: int = _CACHE_BYTES,
         trunks: int = 2,
+        shared_port: bool = False,
     ) -> None:
+        """``shared_port``: each worker's channels share one RTP port (:mod:`switch.media.shared_port`);
+        the channels that carry a bridge or room between two workers keep sockets of their own."""
+        self._shared_port = shared_port
         self.host = host
         self.worker_count = default_worker_count() if workers is None else workers
         self._ranges = split_port_range(port_range, self.worker_count)
@@ -190,7 +194,15 @@ class WorkerMediaEngine:
             parent, child = ctx.Pipe()
             process = ctx.Process(
                 target=worker_main,
-                args=(child, self.host, ports, self._egress_allowed, self._rtp_timeout, self._rtcp_interval),
+                args=(
+                    child,
+                    self.host,
+                    ports,
+                    self._egress_allowed,
+                    self._rtp_timeout,
+                    self._rtcp_interval,
+                    self._shared_port,
+                ),
                 name=f"media-worker-{index}",
                 daemon=True,
             )
@@ -335,8 +347,8 @@ class WorkerMediaEngine:
             self._release(self._groups, group)
             raise
 
-    async def _open(self, worker: _Worker, group: str | None) -> _Channel:
-        local, port = await self._request(worker, ("create",))
+    async def _open(self, worker: _Worker, group: str | None, *, private: bool = False) -> _Channel:
+        local, port = await self._request(worker, ("create", private))
         ch = _Channel(next(self._next_id), worker, local, port, group)
         self._channels[ch.id] = ch
         worker.locals[local] = ch.id
@@ -560,7 +572,7 @@ class WorkerMediaEngine:
         pool = self._pools.setdefault(key, [])
         a, b = self._workers[key[0]], self._workers[key[1]]
         while len(pool) < self._trunk_target and a.alive and b.alive:
-            x, y = await asyncio.gather(self._open(a, None), self._open(b, None))
+            x, y = await asyncio.gather(self._open(a, None, private=True), self._open(b, None, private=True))
             self._hidden.update((x.id, y.id))
             pool.append((x.id, y.id))
 

@@ -42,13 +42,16 @@ class Engine(MediaControl, Protocol):
     async def wait_ticks(self, count: int) -> None: ...
 
 
-@pytest.fixture(params=["in-process", "workers-2"])
+@pytest.fixture(params=["in-process", "workers-2", "in-process-shared-port", "workers-2-shared-port"])
 async def engine(request: pytest.FixtureRequest) -> AsyncIterator[Engine]:
     eng: Engine
-    if request.param == "in-process":
-        eng = MediaEngine("127.0.0.1", free_rtp_range(40), egress_allowed=loopback_only)
+    shared = request.param.endswith("shared-port")
+    if request.param.startswith("in-process"):
+        eng = MediaEngine("127.0.0.1", free_rtp_range(40), egress_allowed=loopback_only, shared_port=shared)
     else:
-        eng = WorkerMediaEngine("127.0.0.1", free_rtp_range(60), workers=2, egress_allowed=loopback_only)
+        eng = WorkerMediaEngine(
+            "127.0.0.1", free_rtp_range(60), workers=2, egress_allowed=loopback_only, shared_port=shared
+        )
     await eng.start()
     yield eng
     await eng.stop()
