@@ -136,6 +136,7 @@ class Call:
         self.ended_at: float | None = None
         self.end_reason = ""
         self.user: str | None = None
+        """The dialplan user this call authenticated as (a call from a registered phone), else None."""
         self.status_callback: str | None = None
         """Where this call's status changes are posted (REST StatusCallback, a dialplan route's)."""
         self.status_callback_events: tuple[str, ...] = ("completed",)
@@ -143,7 +144,6 @@ class Call:
         self.fallback_url: str | None = None
         self.bridged_with: Call | None = None
         """The call this one is bridged to by <Dial> (hold music goes there when this one holds)."""
-        """The dialplan user this call authenticated as (a call from a registered phone), else None."""
         self.app_generation = 0
         """Bumped when the running application is replaced (REST update, Redirect from outside)."""
 
