@@ -142,8 +142,8 @@ async def _drive(
         up = [leg for leg in legs if leg.status == 200 and leg.index in callee.by_index]
         result.established = len(up)
         result.setup_failed = calls - len(up)
-        targets = [("", 0)] * (2 * calls)
-        ports = [0] * (2 * calls)
+        targets = [("", 0)] * len(sources)
+        ports = [0] * len(sources)
         for leg in up:
             b = callee.by_index[leg.index]
             targets[2 * leg.index] = (switch_target[0], leg.switch_rtp_port)
