@@ -533,7 +533,7 @@ class CallManager:
         target = destination or (uri.host.strip("[]"), uri.port or 5060)
         if not self.egress_allowed(target[0]):
             raise ValueError(f"{uri} is not a destination this switch may call")
-        channel = await self.media.create_channel()
+        channel = await self.media.create_channel(near=parent.channel)  # both legs of a bridge on one worker
         leg = OutboundCall(
             self,
             channel,
