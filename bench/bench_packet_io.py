@@ -260,15 +260,17 @@ def _cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def _engine_run(workers: int, streams: int, seconds: float, low_port: int) -> dict[str, Any]:
+async def _engine_run(
+    workers: int, streams: int, seconds: float, low_port: int, shared: bool = False
+) -> dict[str, Any]:
     from switch.media.engine import MediaEngine
     from switch.media.workers import WorkerMediaEngine
 
     ports = (low_port, low_port + 2 * streams + 200)
     engine: Any = (
-        MediaEngine("127.0.0.1", ports)
+        MediaEngine("127.0.0.1", ports, shared_port=shared)
         if workers == 0
-        else WorkerMediaEngine("127.0.0.1", ports, workers=workers)
+        else WorkerMediaEngine("127.0.0.1", ports, workers=workers, shared_port=shared)
     )
     await engine.start()
     channels = []
@@ -299,6 +301,7 @@ async def _engine_run(workers: int, streams: int, seconds: float, low_port: int)
     shares = [round((b - a) / seconds, 3) for a, b in zip(before, after, strict=True)]
     return {
         "engine": "in-process" if workers == 0 else f"{workers} workers",
+        "shared_port": shared,
         "streams": streams,
         "cpu_share_per_process": shares,
         "us_per_packet_all_processes": round(1e6 * sum(shares) * seconds / max(1, sent), 2),
@@ -317,12 +320,27 @@ def main() -> None:
         default="",
         help="instead: the real engine, bridged pairs; comma list of worker counts (0: in-process)",
     )
+    parser.add_argument(
+        "--engine-io",
+        default="sockets",
+        help="with --engine: comma list of 'sockets' (a socket per channel) and 'shared' (--rtp-shared-port)",
+    )
+    parser.add_argument("--echo", action="store_true", help="with --engine: the uvloop echo first, same run")
     args = parser.parse_args()
     if args.engine:
         import uvloop
 
-        for workers in (int(w) for w in args.engine.split(",")):
-            print(json.dumps(uvloop.run(_engine_run(workers, args.streams, args.seconds, 41000))), flush=True)
+        if args.echo:
+            echo = run_mode("uvloop-echo", args.streams, args.seconds, args.capacity)
+            print(json.dumps(echo), flush=True)
+        for io in args.engine_io.split(","):
+            for workers in (int(w) for w in args.engine.split(",")):
+                result = uvloop.run(_engine_run(workers, args.streams, args.seconds, 41000, io == "shared"))
+                if args.echo:
+                    result["ratio_to_uvloop_echo"] = round(
+                        result["us_per_packet_all_processes"] / echo["us_per_packet"], 3
+                    )
+                print(json.dumps(result), flush=True)
         return
     results = {}
     for mode in args.modes.split(","):

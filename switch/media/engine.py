@@ -272,6 +272,8 @@ class MediaEngine:
     def _check_timeouts(self) -> None:
         table = self._table
         n = table.n
+        if self.shared is not None:
+            self.shared.fold_all()
         last = np.fromiter((p.peer.last_tick for p in self._protocols), np.int64, n)
         silent = self.tick_index - last >= self._timeout_ticks
         expired = np.flatnonzero(silent & table.expect_rx[:n] & ~table.timed_out[:n]).tolist()
@@ -292,7 +294,10 @@ class MediaEngine:
         shared = None
         if self._use_shared and not private:
             if self.shared is None:
-                self.shared = SharedPort(*self._bind(), self._protocols, self._on_rtcp, loop)
+                jitter = self._pipeline.jitter
+                self.shared = SharedPort(
+                    *self._bind(), self._protocols, self._on_rtcp, loop, jitter, self._tick_index
+                )
             shared = self.shared
         else:
             sock, rtcp_sock = self._bind()
@@ -473,6 +478,8 @@ class MediaEngine:
     def _rtcp_report(self, slot: int, bye: str | None = None) -> bytes:
         channel = self._ids[slot]
         session = self._rtcp[channel][0]
+        if self.shared is not None:
+            self.shared.fold(slot)
         peer = self._protocols[slot].peer
         table = self._table
         counters = ReceiveCounters(
@@ -782,8 +789,10 @@ class MediaEngine:
         self._rtcp.pop(channel)[1].close()
         self._pipeline.wideband.remove(slot)
         self._transports[slot].close()
-        if self.shared is not None and slot < len(self.shared.member) and self.shared.member[slot]:
-            self.shared.remove(slot)
+        if self.shared is not None:
+            self.shared.fold(self._table.n - 1)  # the slot that moves, while its receiver is where it was
+            if slot < len(self.shared.member) and self.shared.member[slot]:
+                self.shared.remove(slot)
         moved = self._table.remove(slot)
         _swap_remove(self._ids, slot)
         _swap_remove(self._transports, slot)
@@ -802,6 +811,8 @@ class MediaEngine:
     def stats(self, channel: int) -> ChannelStats:
         slot = self._slot(channel)
         t = self._table
+        if self.shared is not None:
+            self.shared.fold(slot)
         peer = self._protocols[slot].peer
         sent = int(t.tx_packets[slot])
         return ChannelStats(

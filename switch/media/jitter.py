@@ -259,6 +259,63 @@ class JitterBuffer:
         self.packets[slot] += 1
         return result
 
+    def put_frames(
+        self, slots: NDArray[np.intp], timestamps: NDArray[np.int64], payloads: NDArray[np.uint8], now: float
+    ) -> NDArray[np.bool_]:
+        """:meth:`put` for one 20 ms packet each of distinct ``slots`` at once (``payloads`` is
+        ``(k, FRAME)``). Returns which rows were taken (stored, or counted late or duplicate); the rest
+        (a stream's first packet, a resynchronisation) changed nothing and need :meth:`put`."""
+        play = self.play[slots]
+        origin = self.origin[slots]
+        ahead = (timestamps - play + 0x80000000) & 0xFFFFFFFF
+        ahead -= 0x80000000
+        relative = (timestamps - origin) & 0xFFFFFFFF
+        taken: NDArray[np.bool_] = (
+            self.started[slots] & (ahead + FRAME <= RING - FRAME) & (relative % BLOCK == 0)
+        )
+        if not taken.all():
+            slots, timestamps, ahead, relative = (
+                slots[taken],
+                timestamps[taken],
+                ahead[taken],
+                relative[taken],
+            )
+            payloads = payloads[taken]
+        arrival = now * 8000.0
+        since = (timestamps - self.last_ts[slots] + 0x80000000) & 0xFFFFFFFF
+        since -= 0x80000000
+        transit = np.abs((arrival - self.last_arrival[slots]) - since)
+        jitter = self.jitter[slots]
+        self.jitter[slots] = jitter + (transit - jitter) / 16.0
+        self.last_arrival[slots] = arrival
+        self.last_ts[slots] = timestamps
+        late = ahead < 0
+        if late.any():
+            self.late[slots[late]] += 1
+        block = relative // BLOCK
+        first = block & _SLOT_MASK
+        mark = ((block >> _LAP_SHIFT) & 0x7F) | 0x80
+        duplicate = ~late & (self.marks[slots, first] == mark)
+        if duplicate.any():
+            self.duplicate[slots[duplicate]] += 1
+        store = ~(late | duplicate)
+        if not store.all():
+            slots, timestamps, payloads = slots[store], timestamps[store], payloads[store]
+            block, first, mark = block[store], first[store], mark[store]
+        second = (block + 1) & _SLOT_MASK
+        base = slots * SLOTS
+        self._blocks[base + first] = payloads[:, :BLOCK]
+        self._blocks[base + second] = payloads[:, BLOCK:]
+        self.marks[slots, first] = mark
+        self.marks[slots, second] = (((block + 1) >> _LAP_SHIFT) & 0x7F) | 0x80
+        end = (timestamps + FRAME) & 0xFFFFFFFF
+        newest = self.newest[slots]
+        later = ((end - newest + 0x80000000) & 0xFFFFFFFF) > 0x80000000
+        self.newest[slots] = np.where(later, end, newest)
+        self.packet_size[slots] = FRAME
+        self.packets[slots] += 1
+        return taken
+
     # -- per tick ---------------------------------------------------------------------------------------
     def pull(
         self, n: int, out: NDArray[np.uint8], present: NDArray[np.bool_], *, fetch: bool = True

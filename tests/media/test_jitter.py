@@ -152,3 +152,50 @@ def test_ticks_before_the_first_packet_take_nothing_and_keep_the_start_delay() -
     _pull(jb, 4)  # the 40 ms of start delay
     out, present, lost = _pull(jb, 4)
     assert out[2].tobytes() == _payload(0) and present[2].all() and jb.complete.tolist() == [0, 0, 1, 0]
+
+
+def test_put_frames_does_what_put_does_packet_by_packet() -> None:
+    """The shared port's batched put against the per-packet one on the same packets: in order, reordered,
+    duplicated, late, round the ring's end and across the 32-bit timestamp wrap."""
+    from switch.media.jitter import FRAME as F
+    from switch.media.jitter import JitterBuffer as JB
+
+    rng = np.random.default_rng(7)
+    slots = 6
+    one, many = JB(slots), JB(slots)
+    starts = [0, 2**32 - 5 * F, 12345 * 80, 7 * 80, 2**31, 40 * 80]
+    sent = [0] * slots
+    out_a, out_b = np.zeros((slots, F), np.uint8), np.zeros((slots, F), np.uint8)
+    present = np.zeros((slots, F), np.bool_)
+    for tick in range(120):
+        now = tick * 0.02 + float(rng.uniform(0, 0.01))
+        batch: list[tuple[int, int, bytes]] = []
+        for slot in range(slots):
+            k = sent[slot] + int(rng.choice([0, 1, 1, 1, -3, 2]))  # repeats, losses, late packets
+            sent[slot] = max(sent[slot], k)
+            ts = (starts[slot] + F * k) & 0xFFFFFFFF
+            batch.append((slot, ts, rng.integers(0, 256, F, dtype=np.uint8).tobytes()))
+        for slot, ts, payload in batch:
+            one.put(slot, ts, payload, now)
+        rows = [b for b in batch if many.started[b[0]]]
+        for slot, ts, payload in batch:
+            if not many.started[slot]:  # a stream's first packet is the per-packet path's
+                many.put(slot, ts, payload, now)
+        order = np.array([b[0] for b in rows], np.intp)
+        if order.size:
+            taken = many.put_frames(
+                order,
+                np.array([b[1] for b in rows], np.int64),
+                np.frombuffer(b"".join(b[2] for b in rows), np.uint8).reshape(-1, F),
+                now,
+            )
+            for (slot, ts, payload), ok in zip(rows, taken.tolist(), strict=True):
+                if not ok:
+                    many.put(slot, ts, payload, now)
+        lost_a = one.pull(slots, out_a, present)
+        lost_b = many.pull(slots, out_b, present)
+        assert np.array_equal(lost_a, lost_b) and np.array_equal(out_a, out_b), tick
+    for name in ("packets", "late", "duplicate", "concealed", "resyncs", "newest", "play", "target"):
+        assert np.array_equal(getattr(one, name), getattr(many, name)), name
+    assert np.allclose(one.jitter, many.jitter)
+    assert many.late.sum() > 0 and many.duplicate.sum() > 0

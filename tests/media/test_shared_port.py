@@ -139,6 +139,7 @@ async def test_channels_share_one_port_and_media_comes_from_it(
     data, source = b_rtp.recvfrom(2048)
     assert source == ("127.0.0.1", port)
     assert engine.stats(a).packets_received == 30 and engine.stats(b).packets_received == 30
+    assert engine.shared is not None and engine.shared.fast_packets > 40  # most took the numpy path
     # RTCP from the peer's RTP port + 1 reaches the right channel (matched by sender SSRC).
     b_rtcp.sendto(struct.pack("!BBHI", 0x80, 201, 1, 0x2222), ("127.0.0.1", port + 1))
     a_rtcp.sendto(struct.pack("!BBHI", 0x80, 203, 1, 0x1111), ("127.0.0.1", port + 1))  # BYE
