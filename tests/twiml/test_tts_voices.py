@@ -36,9 +36,17 @@ def envelope(pcm: NDArray[np.int16]) -> NDArray[np.float64]:
 
 
 def espeak_like(a: NDArray[np.int16], b: NDArray[np.int16]) -> bool:
-    """Two espeak-ng renders of one text: the same length within a frame, the same envelope."""
-    n = min(a.size, b.size)
-    return abs(a.size - b.size) < 160 and float(np.corrcoef(envelope(a[:n]), envelope(b[:n]))[0, 1]) > 0.95
+    """Two espeak-ng renders of one text: the same length within 50 ms, the same envelope at the best lag
+    of +-50 ms (espeak-ng keeps some state between voices: a render after other voices may shift a little)."""
+    if abs(a.size - b.size) >= 400:
+        return False
+    ea, eb = envelope(a), envelope(b)
+    best = 0.0
+    for lag in range(-5, 6):
+        x, y = (ea[lag:], eb) if lag >= 0 else (ea, eb[-lag:])
+        n = min(x.size, y.size)
+        best = max(best, float(np.corrcoef(x[:n], y[:n])[0, 1]))
+    return best > 0.95
 
 
 # -- which voice ---------------------------------------------------------------------------------------------
