@@ -86,7 +86,7 @@ class SharedPort:
         jitter: JitterBuffer,
         tick: Callable[[], int],
         *,
-        capacity: int = 256,
+        capacity: int = 1024,
     ) -> None:
         for sock in (rtp, rtcp):
             sock.setblocking(False)
