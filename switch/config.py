@@ -52,6 +52,7 @@ class Settings:
     drain_timeout: float = 30.0
     max_calls: int = 0
     media_workers: int = -1
+    rtp_shared_port: bool = False
     max_loop_lag: float = 0.0
     log_level: str = "INFO"
     trusted_sources: tuple[IPNetwork, ...] = ()
@@ -95,7 +96,7 @@ def _allowed(networks: tuple[IPNetwork, ...], ip: str) -> bool:
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "extra"}
 
-_FLAGS = frozenset({"force_rport", "recordings_auth"})
+_FLAGS = frozenset({"force_rport", "recordings_auth", "rtp_shared_port"})
 """Settings that are switches: a flag without a value on the command line."""
 
 _HELP = {
@@ -124,6 +125,8 @@ _HELP = {
     "max_calls": "answer new INVITEs with 503 above this many calls (0 = no limit)",
     "media_workers": "media engine processes: N workers, 0 in the switch process, -1 one per core but one, "
     "at least one (default)",
+    "rtp_shared_port": "one RTP port per media engine process in every SDP, packets told apart by address and "
+    "SSRC (less CPU per packet; a NATed phone can latch only while no other new call could take its packets)",
     "max_loop_lag": "answer new INVITEs with 503 while the event loop lags more than this many seconds "
     "(0 = off)",
     "log_level": "DEBUG, INFO, WARNING or ERROR (default INFO)",
