@@ -161,6 +161,7 @@ def media_engine_for(settings: Settings) -> MediaControl:
             settings.rtp_ports,
             egress_allowed=settings.egress_allowed,
             rtp_timeout=settings.rtp_timeout,
+            shared_port=settings.rtp_shared_port,
         )
     return WorkerMediaEngine(
         settings.host,
@@ -168,6 +169,7 @@ def media_engine_for(settings: Settings) -> MediaControl:
         workers=settings.media_workers if settings.media_workers > 0 else None,
         egress_allowed=settings.egress_allowed,
         rtp_timeout=settings.rtp_timeout,
+        shared_port=settings.rtp_shared_port,
     )
 
 
