@@ -125,8 +125,8 @@ _HELP = {
     "max_calls": "answer new INVITEs with 503 above this many calls (0 = no limit)",
     "media_workers": "media engine processes: N workers, 0 in the switch process, -1 one per core but one, "
     "at least one (default)",
-    "rtp_shared_port": "one RTP port per media engine process in every SDP, packets told apart by address and "
-    "SSRC (less CPU per packet; a NATed phone can latch only while no other new call could take its packets)",
+    "rtp_shared_port": "one RTP port per media engine process in every SDP, packets told apart by address "
+    "and SSRC (less CPU per packet; a NATed phone latches only while no other new call could take them)",
     "max_loop_lag": "answer new INVITEs with 503 while the event loop lags more than this many seconds "
     "(0 = off)",
     "log_level": "DEBUG, INFO, WARNING or ERROR (default INFO)",
