@@ -34,7 +34,6 @@ import struct
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -43,6 +42,14 @@ from numpy.typing import NDArray
 
 from switch.media.channels import CODECS, FRAME, ChannelTable
 from switch.media.dtmf import EventSender
+from switch.media.engine_types import (
+    ChannelStats,
+    EgressDenied,
+    MediaError,
+    NoPortAvailable,
+    PtimeSender,
+    UnknownChannel,
+)
 from switch.media.jitter import JitterStats
 from switch.media.pipeline import Pipeline
 from switch.media.receiver import UNASSIGNED_SLOT, RtcpReceiver, RtcpSocket, RtpReceiver
@@ -75,44 +82,6 @@ _TIMEOUT_CHECK_TICKS = 25
 _RTCP_CHECK_TICKS = 5
 PTIMES = (10, 20, 30, 40, 50, 60)
 _HEADER = struct.Struct("!BBHII")
-
-
-class MediaError(Exception):
-    """Root of the media engine's errors."""
-
-
-class NoPortAvailable(MediaError):
-    """Every even port of the RTP range is taken."""
-
-
-class EgressDenied(MediaError):
-    """The remote media address is not one the switch may send to."""
-
-
-class UnknownChannel(MediaError, KeyError):
-    """No open channel has this id."""
-
-
-@dataclass(frozen=True, slots=True)
-class ChannelStats:
-    packets_sent: int
-    octets_sent: int
-    packets_received: int
-    octets_received: int
-    invalid_received: int
-    foreign_received: int
-    """Packets dropped because they came from an address the channel does not take media from."""
-    remote: tuple[str, int]
-    """Where the channel sends (the SDP address, or the source it latched to)."""
-
-
-@dataclass(slots=True)
-class _Sender:
-    """A channel's packetiser for a ptime other than 20 ms (the tick makes 20 ms of payload at a time)."""
-
-    size: int
-    pending: bytearray = field(default_factory=bytearray)
-    timestamp: int = 0
 
 
 class MediaEngine:
@@ -154,7 +123,7 @@ class MediaEngine:
         self._protocols: list[RtpReceiver] = []
         self._sendto: list[Callable[..., None]] = []
         self._playback: dict[int, asyncio.Future[None]] = {}
-        self._senders: dict[int, _Sender] = {}
+        self._senders: dict[int, PtimeSender] = {}
         self._dtmf_out: dict[int, tuple[EventSender, asyncio.Future[None]]] = {}
         self._recording_futures: dict[int, asyncio.Future[RecordingResult]] = {}
         self._inband_choice: dict[int, bool] = {}
@@ -449,7 +418,7 @@ class MediaEngine:
         else:
             sender = self._senders.get(channel)
             if sender is None or sender.size != ptime * 8:
-                self._senders[channel] = _Sender(ptime * 8, timestamp=int(table.timestamp[slot]))
+                self._senders[channel] = PtimeSender(ptime * 8, timestamp=int(table.timestamp[slot]))
             table.suppress[slot] = True
         self._apply_inband(channel, self._inband_choice.get(channel, telephone_event_pt is None))
 
