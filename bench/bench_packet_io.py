@@ -255,9 +255,15 @@ def _generator(conn: Connection, targets: list[tuple[str, int]], seconds: float)
 
 
 def _cpu(pid: int) -> float:
+    return sum(_cpu_split(pid))
+
+
+def _cpu_split(pid: int) -> tuple[float, float]:
+    """(user, system) seconds of ``pid``."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 async def _engine_run(
@@ -292,19 +298,24 @@ async def _engine_run(
     parent.send("go")
     await loop.run_in_executor(None, parent.recv)
     pids = [os.getpid()] + ([w.process.pid for w in engine._workers] if workers else [])
-    before = [_cpu(pid) for pid in pids]
+    before = [_cpu_split(pid) for pid in pids]
     parent.send("go")
     sent, received = await loop.run_in_executor(None, parent.recv)
-    after = [_cpu(pid) for pid in pids]
+    after = [_cpu_split(pid) for pid in pids]
+    user = sum(b[0] - a[0] for a, b in zip(before, after, strict=True))
+    system = sum(b[1] - a[1] for a, b in zip(before, after, strict=True))
     proc.join(5)
     await engine.stop()
-    shares = [round((b - a) / seconds, 3) for a, b in zip(before, after, strict=True)]
+    shares = [round((sum(b) - sum(a)) / seconds, 3) for a, b in zip(before, after, strict=True)]
     return {
         "engine": "in-process" if workers == 0 else f"{workers} workers",
         "shared_port": shared,
         "streams": streams,
         "cpu_share_per_process": shares,
         "us_per_packet_all_processes": round(1e6 * sum(shares) * seconds / max(1, sent), 2),
+        "user_us_per_packet": round(1e6 * user / max(1, sent), 2),
+        "system_us_per_packet": round(1e6 * system / max(1, sent), 2),
+        "generator_sent": sent,
         "echo_share": round(received / max(1, sent), 3),
     }
 
