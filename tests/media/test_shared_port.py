@@ -177,3 +177,32 @@ async def test_a_stray_source_is_nobodys_while_two_channels_could_latch(
     await engine.wait_ticks(2)
     data, source = stray.recvfrom(2048)
     assert source == target and RtpPacket.parse(data).payload_type == 0
+
+
+async def test_rtcp_mux_on_the_shared_port_and_a_closed_slot_moves(
+    engine: MediaEngine, socks: list[socket.socket]
+) -> None:
+    first, a_sock, b_sock = _udp(socks), _udp(socks), _udp(socks)
+    gone = await engine.create_channel()
+    a = await engine.create_channel()
+    b = await engine.create_channel()
+    engine.configure(gone, remote=first.getsockname(), codec="PCMU", payload_type=0)
+    engine.configure(a, remote=a_sock.getsockname(), codec="PCMU", payload_type=0, rtcp_mux=True)
+    engine.configure(b, remote=b_sock.getsockname(), codec="PCMA", payload_type=8)
+    await engine.close_channel(gone)  # b moves into gone's slot: its stream must follow it
+    port = engine.local_port(a)
+    for pa, pb in zip(
+        build_stream(tone(400.0, 160 * 5), ssrc=0xA),
+        build_stream(tone(400.0, 160 * 5), ssrc=0xB, payload_type=8),
+        strict=True,
+    ):
+        a_sock.sendto(pa, ("127.0.0.1", port))
+        b_sock.sendto(pb, ("127.0.0.1", port))
+    await engine.wait_ticks(2)
+    report = struct.pack("!BBHI", 0x81, 201, 7, 0xA) + bytes(24)  # an RR with one report block
+    a_sock.sendto(report, ("127.0.0.1", port))  # rtcp-mux: on the RTP port
+    await engine.wait_ticks(2)
+    assert engine.stats(a).packets_received == 5 and engine.stats(b).packets_received == 5
+    assert engine.rtcp_stats(a).reports_received == 1 and engine.rtcp_stats(b).reports_received == 0
+    assert engine.jitter_stats(b).packets == 5
+    assert engine.shared is not None and engine.shared.unclaimed == 0
