@@ -20,7 +20,10 @@ their whole slots).
 Delay adapts between :data:`MIN_DELAY` and :data:`MAX_DELAY`: the target is the last packet's length plus
 four times the RFC 3550 interarrival jitter estimate. When nothing is buffered at all (an underrun) the play
 point stays where it is (the buffer grows by one frame); when more than a frame above the target has been
-buffered for half a second the play point skips 10 ms. ``delay(slot)`` and the counters say what happened.
+buffered for half a second the play point skips 10 ms (20 ms for
+packets of whole frames). A stream starts a whole number of frames behind its first packet and only ever
+skips onto a frame boundary, so each 20 ms packet is one tick's frame: a pass-through bridge forwards
+packets, not halves of two. ``delay(slot)`` and the counters say what happened.
 """
 
 from __future__ import annotations
@@ -83,6 +86,12 @@ class JitterStats:
     delay_ms: float
     target_ms: float
     jitter_ms: float
+
+
+def _whole_frames(delay: int) -> int:
+    """A start delay rounded up to whole frames, so that the stream's packets of 20 ms (and multiples)
+    are the tick's frames."""
+    return -(-delay // FRAME) * FRAME
 
 
 def _signed(x: int) -> int:
@@ -209,7 +218,7 @@ class JitterBuffer:
         if not self.started[slot]:
             self.started[slot] = True
             self.target[slot] = max(int(self.target[slot]), START_DELAY)
-            self.play[slot] = (timestamp - int(self.target[slot])) & 0xFFFFFFFF
+            self.play[slot] = (timestamp - _whole_frames(int(self.target[slot]))) & 0xFFFFFFFF
             self.origin[slot] = timestamp
             self.newest[slot] = timestamp
             self.last_ts[slot] = timestamp
@@ -226,7 +235,7 @@ class JitterBuffer:
         relative = (timestamp - int(self.origin[slot])) & 0xFFFFFFFF
         if ahead + n > RING - FRAME or relative % BLOCK:
             self.marks[slot] = 0
-            self.play[slot] = (timestamp - int(self.target[slot])) & 0xFFFFFFFF
+            self.play[slot] = (timestamp - _whole_frames(int(self.target[slot]))) & 0xFFFFFFFF
             self.origin[slot] = timestamp
             self.newest[slot] = timestamp
             self.resyncs[slot] += 1
@@ -381,7 +390,14 @@ class JitterBuffer:
         run *= above
         excess = run >= _EXCESS_TICKS
         run[excess] = 0
-        advance = np.where(hold, 0, FRAME) + np.where(excess, FRAME // 2, 0)
+        advance = np.where(hold, 0, FRAME)
+        if excess.any():
+            # Skip 10 ms, or 20 ms when the packets are whole frames (10 ms onto a frame boundary when the
+            # play point is off one): a frame then stays one packet, which a pass-through bridge forwards
+            # byte for byte, and a lost packet costs one frame, not two half frames.
+            whole = self.packet_size[:n] % FRAME == 0
+            skip = np.where(whole, FRAME - since % FRAME, BLOCK)
+            advance += np.where(excess, skip, 0)
         play += advance
         play &= 0xFFFFFFFF
         target = np.rint(self.packet_size[:n] + 4.0 * self.jitter[:n]).astype(np.int64)

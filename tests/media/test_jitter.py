@@ -199,3 +199,70 @@ def test_put_frames_does_what_put_does_packet_by_packet() -> None:
         assert np.array_equal(getattr(one, name), getattr(many, name)), name
     assert np.allclose(one.jitter, many.jitter)
     assert many.late.sum() > 0 and many.duplicate.sum() > 0
+
+
+def _frames_of_whole_packets(jb: JitterBuffer, first: int, ticks: int, burst: int) -> list[bytes]:
+    """Feed 20 ms packets from ``first`` (``burst`` of them at once, then one a tick) and return what the
+    ticks took, skipping the frames that were not complete."""
+    for k in range(burst):
+        jb.put(0, (TS0 + (first + k) * FRAME) % 2**32, _payload(first + k), now=0.0)
+    frames = []
+    for tick in range(ticks):
+        k = first + burst + tick
+        jb.put(0, (TS0 + k * FRAME) % 2**32, _payload(k), now=(burst + tick) * 0.02)
+        out, present, _ = _pull(jb)
+        if present[0].all():
+            frames.append(out[0].tobytes())
+    return frames
+
+
+def test_shrinking_an_excess_keeps_each_20_ms_packet_one_frame() -> None:
+    """A burst leaves 200 ms more than the target buffered; the buffer shrinks it, but only by whole
+    frames, so every frame a tick takes is one packet's payload untouched (what a pass-through bridge
+    forwards), never the second half of one packet and the first half of the next."""
+    jb = JitterBuffer(1)
+    _start(jb)
+    frames = _frames_of_whole_packets(jb, 0, 250, burst=10)
+    packets = {_payload(k) for k in range(270)}
+    assert len(frames) >= 200
+    assert [f for f in frames if f not in packets] == []
+    assert jb.delay(0) <= int(jb.target[0]) + 2 * FRAME  # the excess is gone
+    assert jb.stats(0).late == 0 and jb.stats(0).concealed_frames == 0
+
+
+def test_a_new_stream_starts_on_a_frame_boundary_whatever_the_target() -> None:
+    """A new SSRC restarts the stream behind its first packet by the target rounded up to whole frames:
+    with a target of 50 ms the play point starts 60 ms behind, so each 20 ms packet stays one frame."""
+    jb = JitterBuffer(1)
+    _start(jb)
+    jb.put(0, 1000, _payload(0), 0.0)
+    jb.target[0] = 400  # what jitter left (a whole number of 10 ms slots, not of frames)
+    jb.reset_stream(0)
+    frames = _frames_of_whole_packets(jb, 5, 20, burst=1)
+    assert int(jb.origin[0]) == (TS0 + 5 * FRAME) % 2**32
+    assert ((int(jb.play[0]) - int(jb.origin[0])) & 0xFFFFFFFF) % FRAME == 0
+    assert frames[:3] == [_payload(5), _payload(6), _payload(7)]
+    assert len(frames) >= 16
+
+
+def test_packets_of_10_ms_shrink_an_excess_10_ms_at_a_time() -> None:
+    jb = JitterBuffer(1)
+    _start(jb)
+    half = FRAME // 2
+    stream = bytes(range(256)) * 80  # 256 packets
+    for k in range(20):  # 200 ms at once
+        jb.put(0, (TS0 + half * k) % 2**32, stream[half * k : half * (k + 1)], now=0.0)
+    got = []
+    levels = []
+    for tick in range(100):
+        for j in (0, 1):
+            k = 20 + 2 * tick + j
+            jb.put(0, (TS0 + half * k) % 2**32, stream[half * k : half * (k + 1)], now=0.4 + tick * 0.02)
+        levels.append(jb.delay(0))
+        out, present, _ = _pull(jb)
+        if present[0].all():
+            got.append(out[0].tobytes())
+    steps = {a - b for a, b in zip(levels, levels[1:], strict=False)}
+    assert steps == {0, half}  # the level only ever drops by 10 ms
+    assert levels[-1] < levels[0]
+    assert len(got) >= 95 and all(frame in stream for frame in got)  # the start delay aside
