@@ -102,7 +102,8 @@ class _Legs:
         self.marked = np.zeros(legs, np.int64)
         self.last = np.zeros(legs, np.float64)
         self.histogram = np.zeros((legs, BINS), np.int64)
-        self.counting_from = 0.0
+        self.counting_from = float("inf")
+        """Intervals count from this time (set when the run starts)."""
 
     def add(self, rx: StampedReceiver, count: int) -> None:
         legs = self.lut[rx.ports[:count]]
@@ -114,14 +115,24 @@ class _Legs:
         marked = rx.buffer[:count, 12][known] == MARKER
         self.marked += np.bincount(legs[marked], minlength=len(self.marked))
         if len(np.unique(legs)) == len(legs):
-            self._intervals(legs, stamps)
-        else:  # a leg twice in one batch (a late tick and its catch-up): keep the order
-            for i in range(len(legs)):
-                self._intervals(legs[i : i + 1], stamps[i : i + 1])
+            previous = self.last[legs]
+            self.last[legs] = stamps
+        else:  # a leg more than once in one batch (a late tick and its catch-up, a backlog): in order
+            order = np.argsort(legs, kind="stable")
+            legs, stamps = legs[order], stamps[order]
+            first = np.ones(len(legs), np.bool_)
+            first[1:] = legs[1:] != legs[:-1]
+            last = np.ones(len(legs), np.bool_)
+            last[:-1] = first[1:]
+            previous = np.empty_like(stamps)
+            previous[1:] = stamps[:-1]
+            previous[first] = self.last[legs[first]]
+            self.last[legs[last]] = stamps[last]
+        self._intervals(legs, stamps, previous)
 
-    def _intervals(self, legs: NDArray[np.int64], stamps: NDArray[np.float64]) -> None:
-        previous = self.last[legs]
-        self.last[legs] = stamps
+    def _intervals(
+        self, legs: NDArray[np.int64], stamps: NDArray[np.float64], previous: NDArray[np.float64]
+    ) -> None:
         use = (previous >= self.counting_from) & (previous > 0) & np.isfinite(stamps)
         if not use.any():
             return
@@ -153,6 +164,9 @@ def generator_main(conn: Connection, streams: int, sources: int) -> None:
     row_stream = order.astype(np.int64)
     legs = _Legs(ports)
     rx = StampedReceiver(256)
+    for sock in gen.socks:  # what the switch sent while the calls were set up (counted, no intervals)
+        while count := rx.recv(sock):
+            legs.add(rx, count)
     conn.send("started")
     report = _run(gen, legs, rx, used, float(seconds))
     sent = np.zeros(streams, np.int64)
