@@ -7,6 +7,7 @@
     python -m bench.load peer --peer sippy --rate 100 --calls 3000 [--sippy-only]
     python -m bench.load full --rate 50 --calls 500
     python -m bench.load media --calls 1000 --seconds 60 [--media-workers N] [--max-calls M --excess K]
+                             [--rtp-shared-port]
 
 Prints a readable table on stderr and one JSON document on stdout.
 """
@@ -99,6 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     med.add_argument("--setup-rate", type=float, default=200.0, help="calls placed per second")
     med.add_argument("--media-workers", type=int, default=None, help="the switch's flag (default: its own)")
     med.add_argument("--max-calls", type=int, default=0, help="the switch's --max-calls (0: none)")
+    med.add_argument("--rtp-shared-port", action="store_true", help="the switch's flag (one RTP port)")
     med.add_argument(
         "--excess", type=int, default=0, help="calls placed while the media runs (past capacity)"
     )
@@ -173,6 +175,7 @@ def _media(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         media_workers=args.media_workers,
         max_calls=args.max_calls,
         excess=args.excess,
+        shared_port=args.rtp_shared_port,
         base=args.workdir,
     )
     data = result.as_dict()

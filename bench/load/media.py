@@ -1,6 +1,7 @@
 """Media soak: N bridged calls through the switch (`<Dial><Sip>` to a light UAS), RTP on every leg.
 
     python -m bench.load media --calls 1000 --seconds 60 [--media-workers 2] [--max-calls M --excess K]
+                               [--rtp-shared-port]
 
 1. A generator process is forked first (:mod:`bench.load.mediagen`) and binds its source sockets.
 2. The switch starts with `<Response><Dial><Sip>sip:uas@127.0.0.1:UAS</Sip></Dial></Response>` from a file.
@@ -197,11 +198,16 @@ def media_run(
     max_calls: int = 0,
     excess: int = 0,
     sources: int = 32,
+    shared_port: bool = False,
     base: Path | None = None,
 ) -> MediaResult:
     workdir = _workdir(base, f"media-{calls}-{seconds:g}")
     label = f"media {calls} bridged x {seconds:g}s"
     result = MediaResult(label, calls, seconds, media_workers)
+    if (
+        shared_port
+    ):  # every leg's packets come from one switch port: a generator socket per leg tells them apart
+        sources = 2 * (calls + excess)
     context = multiprocessing.get_context("fork")
     parent, child = context.Pipe()
     generator = context.Process(
@@ -216,6 +222,8 @@ def media_run(
             extra += ["--media-workers", str(media_workers)]
         if max_calls:
             extra += ["--max-calls", str(max_calls)]
+        if shared_port:
+            extra += ["--rtp-shared-port"]
         rtp_ports = max(2000, 4 * (calls + excess) + 200)
         report = asyncio.run(
             _with_switch(

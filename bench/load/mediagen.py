@@ -105,8 +105,10 @@ class _Legs:
         self.counting_from = float("inf")
         """Intervals count from this time (set when the run starts)."""
 
-    def add(self, rx: StampedReceiver, count: int) -> None:
-        legs = self.lut[rx.ports[:count]]
+    def add(self, rx: StampedReceiver, count: int, leg: int = -1) -> None:
+        """Account a batch: by the switch port it came from, or all to ``leg`` (the stream of the socket
+        it came to, when every stream has its own socket: a switch on one shared RTP port)."""
+        legs = self.lut[rx.ports[:count]] if leg < 0 else np.full(count, leg, np.int64)
         known = legs >= 0
         if not known.all():
             legs = legs[known]
@@ -164,11 +166,13 @@ def generator_main(conn: Connection, streams: int, sources: int) -> None:
     row_stream = order.astype(np.int64)
     legs = _Legs(ports)
     rx = StampedReceiver(256)
-    for sock in gen.socks:  # what the switch sent while the calls were set up (counted, no intervals)
-        while count := rx.recv(sock):
-            legs.add(rx, count)
+    # With a socket per stream the socket a packet came to names its leg, whatever port it came from.
+    leg_of = {s.fileno(): int(i) if gen.sources == streams else -1 for i, s in enumerate(gen.socks)}
+    for fd, leg in leg_of.items():  # what the switch sent while the calls were set up (counted, no intervals)
+        while count := rx.recv(fd):
+            legs.add(rx, count, leg)
     conn.send("started")
-    report = _run(gen, legs, rx, used, float(seconds))
+    report = _run(gen, legs, rx, used, float(seconds), leg_of)
     sent = np.zeros(streams, np.int64)
     sent[row_stream] = report.sent
     report.sent = sent
@@ -178,7 +182,12 @@ def generator_main(conn: Connection, streams: int, sources: int) -> None:
 
 
 def _run(
-    gen: RtpGenerator, legs: _Legs, rx: StampedReceiver, used: NDArray[np.bool_], seconds: float
+    gen: RtpGenerator,
+    legs: _Legs,
+    rx: StampedReceiver,
+    used: NDArray[np.bool_],
+    seconds: float,
+    leg_of: dict[int, int],
 ) -> GeneratorReport:
     cpu0 = os.times()
     start = time.monotonic()
@@ -204,12 +213,12 @@ def _run(
             continue
         for fd, _ in poller.poll(max(0.0, deadline - now)):
             while count := rx.recv(fd):
-                legs.add(rx, count)
+                legs.add(rx, count, leg_of[fd])
     end = time.monotonic() + 0.3  # what is still in the switch's jitter buffers comes out
     while time.monotonic() < end:
         for fd in fds:
             while count := rx.recv(fd):
-                legs.add(rx, count)
+                legs.add(rx, count, leg_of[fd])
         time.sleep(0.005)
     cpu1 = os.times()
     poller.close()
