@@ -16,6 +16,10 @@ __all__ = ["free_rtp_range", "free_sip_port", "free_tcp_port", "free_udp_port", 
 
 HOST = "127.0.0.1"
 _LOW, _HIGH = 30000, 60000
+"""Ranges (RTP: a switch's 200 and more) come from here..."""
+_SMALL_LOW, _SMALL_HIGH = 18000, 30000
+"""...and single ports and small spans (SIP, SIPp's four media ports) from here: scattered at random over one
+region, hundreds of them fragmented it until no 200 consecutive ports were left late in the session."""
 _given: set[int] = set()
 _lock = threading.Lock()
 
@@ -41,8 +45,9 @@ def is_free(port: int, *, udp: bool = True, tcp: bool = True, host: str = HOST) 
 def _pick(count: int, *, udp: bool, tcp: bool, host: str, align: int = 1) -> int:
     """First port of `count` consecutive free ports (each free for the protocols asked for)."""
     rng = random.Random()
+    low, high = (_SMALL_LOW, _SMALL_HIGH) if count <= 4 else (_LOW, _HIGH)
     for _ in range(2000):
-        base = rng.randrange(_LOW, _HIGH - count) // align * align
+        base = rng.randrange(low, high - count) // align * align
         span = range(base, base + count)
         with _lock:
             if any(p in _given for p in span):
