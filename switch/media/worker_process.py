@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
@@ -30,6 +31,10 @@ def worker_main(
     shared_port: bool = False,
 ) -> None:
     logging.basicConfig(level=logging.WARNING)
+    # The switch stops its workers through their pipes (and a worker whose switch died sees the pipe's EOF):
+    # a Ctrl-C or a SIGTERM sent to the whole process group must not end a worker before the switch drains.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency
