@@ -31,10 +31,10 @@ def worker_main(
     shared_port: bool = False,
 ) -> None:
     logging.basicConfig(level=logging.WARNING)
-    # The switch stops its workers through their pipes (and a worker whose switch died sees the pipe's EOF):
-    # a Ctrl-C or a SIGTERM sent to the whole process group must not end a worker before the switch drains.
+    # The switch stops its workers through their pipes (a worker whose switch died sees the pipe's EOF): a
+    # terminal's Ctrl-C reaches the whole process group and must not end a worker before the switch drains.
+    # SIGTERM stays default: multiprocessing ends daemon workers with it when the switch exits on an error.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency
