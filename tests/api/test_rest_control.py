@@ -294,12 +294,16 @@ async def test_live_changes_are_not_written_and_the_end_is_committed_before_call
     assert (await api.run(client.calls(created.sid).fetch)).status == "in-progress"  # from memory
     assert [c.sid for c in await api.run(client.calls.list, status="in-progress")] == [created.sid]
     api.service.set_status(call, "completed")
-    for _ in range(100):
+    for _ in range(1000):
         if len(heard) == 4:
             break
         await asyncio.sleep(0.01)
     assert [status for status, _ in heard] == ["queued", "ringing", "in-progress", "completed"]
-    assert heard[1:] == [("ringing", "queued"), ("in-progress", "queued"), ("completed", "completed")]
+    # Live changes are never written: the callbacks of ringing and in-progress see the creation record, or
+    # nothing yet when its write is still in the store's queue; the end is committed before its callback runs.
+    seen_live = [stored for _, stored in heard[1:3]]
+    assert seen_live in ([None, None], [None, "queued"], ["queued", "queued"]), heard
+    assert heard[3] == ("completed", "completed")
 
 
 async def test_list_pages_merge_live_and_ended_calls(api: Api) -> None:
