@@ -12,9 +12,10 @@ import logging
 import signal
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from switch.api import ApiServer, auth_token_for
 from switch.api.notifications import keep_notification
@@ -307,11 +308,13 @@ class Switch:
             pass
         await asyncio.sleep(0.05)
         lag.stop()
-        await api.stop()
-        await transport.stop()
-        await media.stop()
-        await client.close()
-        await store.close()
+        # Each step is bounded: a step that stalls (a dead worker's reply that never comes, an HTTP handler
+        # that never returns) is logged by name and skipped, so the switch always exits.
+        await _bounded("api", api.stop())
+        await _bounded("transport", transport.stop())
+        await _bounded("media", media.stop())
+        await _bounded("webhook client", client.close())
+        await _bounded("store", store.close())
         log.info("switch stopped")
 
     def _on_sigterm(self) -> None:
@@ -321,3 +324,16 @@ class Switch:
     def _on_sigint(self) -> None:
         self.terminations += 2
         self.stopping.set()
+
+
+_STEP_TIMEOUT = 10.0
+
+
+async def _bounded(name: str, step: Coroutine[Any, Any, None], timeout: float = _STEP_TIMEOUT) -> None:
+    """Await one shutdown step for at most ``timeout`` seconds; log it at ERROR if it stalls or fails."""
+    try:
+        await asyncio.wait_for(step, timeout)
+    except TimeoutError:
+        log.error("shutdown: %s did not stop within %.0f s; going on", name, timeout)
+    except Exception:
+        log.exception("shutdown: %s failed to stop; going on", name)
