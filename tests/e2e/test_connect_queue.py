@@ -21,6 +21,27 @@ def wait_document(request: RecordedRequest) -> str:
     return f'<Response><Say>You are number {position} in line.</Say><Pause length="1"/></Response>'
 
 
+def start_waiting_caller(
+    switch: SwitchProcess, user: str, results: list[SippResult], *, timeout: float = 40
+) -> threading.Thread:
+    """A SIPp caller as ``user`` in a thread (it hears the wait document until bridged or hung up);
+    its result is appended to ``results`` when it ends."""
+    thread = threading.Thread(
+        target=lambda: results.append(
+            run_sipp(
+                "uac-invite-say-expect-bye.xml",
+                switch.target,
+                "udp",
+                service=user,
+                keys={"rtp_port": free_tcp_port()},
+                timeout=timeout,
+            )  # fmt: skip
+        )
+    )
+    thread.start()
+    return thread
+
+
 def test_three_callers_are_taken_in_order_and_bridged(
     switch: SwitchProcess, twiml_server: TwimlServer
 ) -> None:
@@ -36,20 +57,7 @@ def test_three_callers_are_taken_in_order_and_bridged(
     results: list[SippResult] = []
     threads = []
     for n, user in enumerate(callers):
-        thread = threading.Thread(
-            target=lambda u=user: results.append(
-                run_sipp(
-                    "uac-invite-say-expect-bye.xml",
-                    switch.target,
-                    "udp",
-                    service=u,
-                    keys={"rtp_port": free_tcp_port()},
-                    timeout=40,
-                )  # fmt: skip
-            )
-        )
-        thread.start()
-        threads.append(thread)
+        threads.append(start_waiting_caller(switch, user, results))
         # The next caller starts once this one waits in line (its first waitUrl request arrived).
         waits = twiml_server.wait_for_requests(n + 1, path="/q-wait", timeout=10)
         assert len(waits) >= n + 1, switch.log[-3000:]
@@ -150,20 +158,7 @@ def test_a_redirected_caller_leaves_the_queue_and_the_others_move_up(twiml_serve
     threads = []
     try:
         for n, user in enumerate(callers):
-            thread = threading.Thread(
-                target=lambda u=user: results.append(
-                    run_sipp(
-                        "uac-invite-say-expect-bye.xml",
-                        switch.target,
-                        "udp",
-                        service=u,
-                        keys={"rtp_port": free_tcp_port()},
-                        timeout=40,
-                    )  # fmt: skip
-                )
-            )
-            thread.start()
-            threads.append(thread)
+            threads.append(start_waiting_caller(switch, user, results))
             assert len(twiml_server.wait_for_requests(n + 1, path="/rq-wait", timeout=10)) >= n + 1
         first, second = (
             twiml_server.requests(path="/voice", user=user)[-1].params["CallSid"] for user in callers
@@ -219,19 +214,7 @@ def test_the_queue_nouns_url_is_played_to_the_dequeued_caller(
         "</Response>",
     )
     results: list[SippResult] = []
-    waiting = threading.Thread(
-        target=lambda: results.append(
-            run_sipp(
-                "uac-invite-say-expect-bye.xml",
-                switch.target,
-                "udp",
-                service=caller_user,
-                keys={"rtp_port": free_tcp_port()},
-                timeout=30,
-            )  # fmt: skip
-        )
-    )
-    waiting.start()
+    waiting = start_waiting_caller(switch, caller_user, results, timeout=30)
     twiml_server.wait_for_requests(1, path=f"/uq-wait/{tag}", timeout=10)
     scenario = "uac-invite-hangup-expect-200.xml" if bridged else "uac-invite-say-expect-bye.xml"
     agent = run_sipp(scenario, switch.target, "udp", service=agent_user, keys={"rtp_port": free_tcp_port()},
