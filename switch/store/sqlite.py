@@ -1,9 +1,12 @@
 """The embedded store: SQLite in the data directory, driven by one small dedicated thread.
 
 The thread owns the only connection. Requests (writes and reads alike) go through one FIFO queue, so they
-are applied in the order they were made and a read sees every write made before it. The thread takes
-whatever is queued, runs it in one transaction, commits, and only then resolves the futures: a caller told
-"saved" (or shown a record) knows it is on disk. WAL with ``synchronous=NORMAL`` keeps a commit durable
+are applied in the order they were made and a read sees every write made before it. Writes nobody waits on
+at once (call records, notifications) are gathered on the event loop for up to ``WRITE_WINDOW`` and handed
+over as one batch (a read, or ``flush``, hands over at once whatever is gathered before it): under load
+that is one queue hand-over, one thread wake-up and one transaction per window, not per record. The thread
+takes whatever is queued, runs it in one transaction, commits, and only then resolves the futures: a caller
+told "saved" (or shown a record) knows it is on disk. WAL with ``synchronous=NORMAL`` keeps a commit durable
 against a crash of the process (SIGKILL), which is the failure the switch guards against; a power cut may
 lose the last commits.
 
@@ -19,6 +22,7 @@ import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -101,6 +105,8 @@ MIGRATIONS: tuple[str, ...] = (
 
 _Job = tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]
 _BATCH = 256
+WRITE_WINDOW = 0.01
+"""Seconds a write waits on the event loop for others to share its hand-over and transaction."""
 
 
 def _columns(kind: type[Any]) -> list[str]:
@@ -130,10 +136,14 @@ class SQLiteStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[list[_Job] | None] = queue.SimpleQueue()
+        self._gathered: list[_Job] = []
+        """Requests not yet handed to the thread, in order."""
+        self._hand_over_handle: asyncio.TimerHandle | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._seq = 0
+        self._upserts: dict[tuple[str, type[Any]], tuple[str, Callable[[Any], tuple[Any, ...]]]] = {}
 
     # -- the thread -------------------------------------------------------------------------------------
     async def open(self) -> None:
@@ -204,10 +214,10 @@ class SQLiteStore:
         loop.call_soon_threadsafe(_resolve, ready, version, None)
         try:
             while True:
-                job = self._jobs.get()
-                if job is None:
+                jobs = self._jobs.get()
+                if jobs is None:
                     break
-                batch = [job]
+                batch = jobs
                 while len(batch) < _BATCH:
                     try:
                         more = self._jobs.get_nowait()
@@ -216,7 +226,7 @@ class SQLiteStore:
                     if more is None:
                         self._jobs.put(None)
                         break
-                    batch.append(more)
+                    batch = batch + more
                 self._run_batch(connection, loop, batch)
         finally:
             connection.close()
@@ -242,15 +252,30 @@ class SQLiteStore:
         # One wake-up of the event loop per batch, not one per request.
         loop.call_soon_threadsafe(_resolve_all, results)
 
-    def _submit(self, work: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
-        if self._loop is None or self._thread is None:
+    def _submit(self, work: Callable[[sqlite3.Connection], T], *, gather: bool = False) -> asyncio.Future[T]:
+        """Queue ``work`` for the thread; ``gather``: it may wait up to WRITE_WINDOW for company."""
+        loop = self._loop
+        if loop is None or self._thread is None:
             raise StoreError("the store is not open")
-        future: asyncio.Future[T] = self._loop.create_future()
-        self._jobs.put((work, future))
+        future: asyncio.Future[T] = loop.create_future()
+        self._gathered.append((work, future))
+        if not gather:
+            self._hand_over()
+        elif self._hand_over_handle is None:
+            self._hand_over_handle = loop.call_later(WRITE_WINDOW, self._hand_over)
         return future
 
+    def _hand_over(self) -> None:
+        """Give the thread every request gathered so far, as one batch."""
+        if self._hand_over_handle is not None:
+            self._hand_over_handle.cancel()
+            self._hand_over_handle = None
+        if self._gathered:
+            jobs, self._gathered = self._gathered, []
+            self._jobs.put(jobs)
+
     def _write(self, work: Callable[[sqlite3.Connection], None]) -> asyncio.Future[None]:
-        future = self._submit(work)
+        future = self._submit(work, gather=True)
         # A write nobody awaits must still report its failure.
         future.add_done_callback(_log_failure)
         return future
@@ -264,18 +289,15 @@ class SQLiteStore:
 
     # -- generic rows -----------------------------------------------------------------------------------
     def _upsert(self, table: str, record: Any) -> asyncio.Future[None]:
-        names = _columns(type(record))
-        values = [getattr(record, name) for name in names]
-        seq = self._next_seq()
-        updates = ", ".join(f'"{name}" = excluded."{name}"' for name in names)
-        placeholders = ", ".join("?" * (len(names) + 1))
-        sql = (
-            f"INSERT INTO {table} ({_quoted(names)}, seq) VALUES ({placeholders}) "
-            f"ON CONFLICT DO UPDATE SET {updates}"
-        )
+        kind = type(record)
+        prepared = self._upserts.get((table, kind))
+        if prepared is None:
+            prepared = self._upserts[table, kind] = _prepare_upsert(table, kind)
+        sql, values_of = prepared
+        values = (*values_of(record), self._next_seq())
 
         def work(connection: sqlite3.Connection) -> None:
-            connection.execute(sql, [*values, seq])
+            connection.execute(sql, values)
 
         return self._write(work)
 
@@ -519,6 +541,21 @@ class SQLiteStore:
         return await self._select(
             NotificationRecord, "notifications", where, parameters, offset=offset, limit=limit
         )
+
+
+def _prepare_upsert(table: str, kind: type[Any]) -> tuple[str, Callable[[Any], tuple[Any, ...]]]:
+    """The upsert statement of ``kind``'s rows in ``table`` and what reads a row's values from a record."""
+    names = _columns(kind)
+    updates = ", ".join(f'"{name}" = excluded."{name}"' for name in names)
+    placeholders = ", ".join("?" * (len(names) + 1))
+    sql = (
+        f"INSERT INTO {table} ({_quoted(names)}, seq) VALUES ({placeholders}) "
+        f"ON CONFLICT DO UPDATE SET {updates}"
+    )
+    getter = attrgetter(*names)
+    if len(names) == 1:
+        return sql, lambda record: (getter(record),)
+    return sql, getter
 
 
 def _log_failure(future: asyncio.Future[None]) -> None:

@@ -212,6 +212,16 @@ async def test_conferences_and_notifications(store: SQLiteStore) -> None:
     assert await store.get_notification(OTHER, note.sid) is None
 
 
+async def test_writes_made_together_commit_together(store: SQLiteStore) -> None:
+    # Writes are gathered on the loop for a short window and handed to the thread as one transaction:
+    # once the first is committed, so are the others made in the same window.
+    futures = [store.save_call(call(n, status="ringing")) for n in range(20, 30)]
+    await futures[0]
+    assert all(future.done() and future.exception() is None for future in futures)
+    listed = await store.list_calls(AC, CallFilter(status="ringing"), offset=0, limit=20)
+    assert sorted(c.sid for c in listed) == sorted(call(n).sid for n in range(20, 30))
+
+
 async def test_reopening_keeps_records(tmp_path: Path) -> None:
     first = SQLiteStore(tmp_path / "switch.db")
     await first.open()
