@@ -83,6 +83,9 @@ class RtpGenerator:
         self.sent = 0
         self.received = 0
         self.ticks = 0
+        self.row_sent = np.zeros(streams, np.int64)
+        """Packets sent per row (see :attr:`stream_of_row`)."""
+        self._active: list[NDArray[np.intp]] | None = None
 
     def source_addresses(self) -> list[tuple[str, int]]:
         """The source address of every stream, in stream order."""
@@ -97,17 +100,37 @@ class RtpGenerator:
         out[self.stream_of_row] = self.ssrc
         return [int(x) for x in out]
 
+    def set_active(self, rows: NDArray[np.bool_] | None) -> None:
+        """Send only the rows where ``rows`` is true from now on (None: every row, the default)."""
+        if rows is None:
+            self._active = None
+            return
+        self._active = [
+            np.flatnonzero(rows[self.bounds[k] : self.bounds[k + 1]]) + self.bounds[k]
+            for k in range(self.sources)
+        ]
+
     def tick(self) -> int:
-        """Send one packet of every stream; return how many left."""
+        """Send one packet of every (active) stream; return how many left."""
         header = self.packets
         header[:, 2:4].view(">u2")[:, 0] = self.seq
         header[:, 4:8].view(">u4")[:, 0] = self.timestamp
         self.seq += np.uint16(1)
         self.timestamp += np.uint32(self.size - HEADER)
         sent = 0
+        active = self._active
         for k, sock in enumerate(self.socks):
             lo, hi = self.bounds[k], self.bounds[k + 1]
-            sent += self.sender.send(sock, header[lo:hi], self.lengths[lo:hi], self.addresses[lo:hi])
+            if active is None:
+                done = self.sender.send(sock, header[lo:hi], self.lengths[lo:hi], self.addresses[lo:hi])
+                self.row_sent[lo : lo + done] += 1
+            else:
+                rows = active[k]
+                if rows.size == 0:
+                    continue
+                done = self.sender.send(sock, header, self.lengths[: rows.size], self.addresses, rows=rows)
+                self.row_sent[rows[:done]] += 1
+            sent += done
         self.sent += sent
         self.ticks += 1
         return sent

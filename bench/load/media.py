@@ -3,10 +3,15 @@
     python -m bench.load media --calls 1000 --seconds 60 [--media-workers 2] [--max-calls M --excess K]
                                [--rtp-shared-port]
 
-1. A generator process is forked first (:mod:`bench.load.mediagen`) and binds its source sockets.
+1. A generator process is forked first (:mod:`bench.load.mediagen`) and binds its source sockets (64 by
+   default, shared by all legs: stream ``i`` sends from socket ``i % sources``, each with its own SSRC).
 2. The switch starts with `<Response><Dial><Sip>sip:uas@127.0.0.1:UAS</Sip></Dial></Response>` from a file.
 3. The caller places `calls` calls at `setup_rate`/s, each INVITE's SDP naming the generator socket of its
-   A leg; the callee answers each Dial leg with the generator socket of its B leg.
+   A leg; the callee answers each Dial leg with the generator socket of its B leg. Each leg's stream starts
+   when the switch has taken its SDP (the caller's 200, the switch's ACK of the callee's 200). With
+   ``--rtp-shared-port`` the switch tells streams from one address apart by SSRC, learned from a stream's
+   first packets while no other new stream comes from that address: call ``k`` is placed only once the
+   streams of call ``k - sources / 2`` (the same two sockets) came through the switch.
 4. The generator sends one 20 ms PCMU packet per leg per tick for `seconds` (2 x calls streams, 50 packets/s
    each) and times every packet the switch sends back. With `excess` > 0 that many more calls are placed
    while the media runs (past `--max-calls`: they should get 503 with Retry-After).
@@ -21,8 +26,11 @@ come out of the partner leg, less what the kernel dropped on full socket buffers
 from __future__ import annotations
 
 import asyncio
+import functools
 import multiprocessing
+import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +45,8 @@ from bench.load.sipua import Callee, Caller, Leg
 __all__ = ["MediaResult", "media_run", "udp_errors"]
 
 MB = 1024 * 1024
+CONFIGURED_DELAY = 0.04
+"""Seconds between a leg's answer (or the switch's ACK) and its first packet."""
 
 
 @dataclass
@@ -75,6 +85,9 @@ class MediaResult:
     generator_cores: float = 0.0
     generator_late_ticks: int = 0
     generator_ticks: int = 0
+    generator_unattributed: int = 0  # switch RTP packets the generator could give to no leg
+    streams_unconfirmed: int = 0  # streams of established calls that never came through before the window
+    generator_sources: int = 0
     hangups_ok: int = 0
     callee_byes: int = 0
     rss_start_mb: float = 0.0
@@ -107,14 +120,84 @@ def udp_errors() -> int:
     return int(values[names.index("RcvbufErrors")])
 
 
-async def _place(caller: Caller, first: int, count: int, rate: float, tag: str) -> list[Leg]:
+class _Link:
+    """The parent's end of the generator's pipe: a thread reads every message and hands it to the loop."""
+
+    def __init__(self, conn: Any, streams: int) -> None:
+        self.conn = conn
+        self.confirmed = np.zeros(streams, np.bool_)
+        self._loop = asyncio.get_running_loop()
+        self._changed = asyncio.Event()
+        self._replies: asyncio.Queue[Any] = asyncio.Queue()
+        self._thread = threading.Thread(target=self._read, name="generator-link", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                message = self.conn.recv()
+            except (EOFError, OSError):
+                return
+            self._loop.call_soon_threadsafe(self._dispatch, message)
+
+    def _dispatch(self, message: Any) -> None:
+        if message[0] == "confirmed":
+            self.confirmed[message[1]] = True
+            self._changed.set()
+        else:
+            self._replies.put_nowait(message)
+
+    def start(self, streams: list[tuple[int, str, int]]) -> None:
+        """The generator sends these streams ``(stream, switch host, switch port)`` from its next tick."""
+        self.conn.send(("start", streams))
+
+    async def confirmed_by(self, streams: list[int], deadline: float) -> bool:
+        """Wait until every one of ``streams`` came through the switch (False at ``deadline``)."""
+        while not self.confirmed[streams].all():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), left)
+            except TimeoutError:
+                return False
+        return True
+
+    async def reply(self, kind: str) -> Any:
+        message = await asyncio.wait_for(self._replies.get(), 300)
+        assert message[0] == kind, message
+        return message
+
+
+def _answered(on_answer: Callable[[Leg], None], leg: Leg, _: object) -> None:
+    on_answer(leg)
+
+
+async def _place(
+    caller: Caller,
+    first: int,
+    count: int,
+    rate: float,
+    tag: str,
+    *,
+    on_answer: Callable[[Leg], None] | None = None,
+    gate: Callable[[int, list[Leg]], Awaitable[None]] | None = None,
+) -> list[Leg]:
+    """Place ``count`` calls at ``rate``/s; ``on_answer(leg)`` when each is answered; ``await gate(k)``
+    before placing call ``k``."""
     legs: list[Leg] = []
     started = time.monotonic()
     for k in range(count):
+        if gate is not None:
+            await gate(first + k, legs)
         delay = started + k / rate - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
-        legs.append(caller.call(first + k, tag))
+        leg = caller.call(first + k, tag)
+        if on_answer is not None and leg.answered is not None:
+            leg.answered.add_done_callback(functools.partial(_answered, on_answer, leg))
+        legs.append(leg)
     futures = [leg.answered for leg in legs if leg.answered is not None]
     await asyncio.wait_for(asyncio.gather(*futures), 60)
     return legs
@@ -132,31 +215,65 @@ async def _drive(
     setup_rate: float,
     excess: int,
     switch_pid: int,
+    window: int,
 ) -> GeneratorReport:
     caller = Caller(switch_target, lambda index: sources[2 * index])
     await caller.open()
+    link = _Link(conn, len(sources))
+    host = switch_target[0]
+    tag = "media"
+    loop = asyncio.get_running_loop()
+
+    def started(stream: int, leg: Leg) -> None:
+        """The switch answered call ``leg.index`` (its A leg, stream 2k) or acknowledged the callee's 200
+        of its Dial leg (stream 2k + 1): it has configured that leg, whose stream starts after a short
+        delay (the channel's configuration may still be on its way to a media worker)."""
+        if leg.status == 200:
+            loop.call_later(CONFIGURED_DELAY, link.start, [(stream, host, leg.switch_rtp_port)])
+
+    callee.on_ack = lambda leg: started(2 * leg.index + 1, leg)
+
+    async def gate(k: int, placed: list[Leg]) -> None:
+        """Call ``k`` names the generator sockets of call ``k - window``: a shared switch port can only
+        learn a stream's SSRC while no other new stream comes from the same address, so call ``k`` waits
+        until the switch knows the streams of that call."""
+        earlier = k - window
+        if earlier < 0:
+            return
+        leg = placed[earlier]
+        if leg.answered is not None and not leg.answered.done():
+            await asyncio.wait_for(asyncio.shield(leg.answered), 60)
+        if leg.status != 200:
+            return
+        deadline = time.monotonic() + 5
+        while leg.index not in callee.by_index and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.005)  # the switch answers the caller first, then dials the callee
+        if not await link.confirmed_by([2 * earlier, 2 * earlier + 1], deadline):
+            result.notes.append(f"call {earlier}: its streams not known to the switch after 5 s")
+
     try:
         t0 = time.monotonic()
-        legs = await _place(caller, 0, calls, setup_rate, "media")
+        legs = await _place(
+            caller,
+            0,
+            calls,
+            setup_rate,
+            tag,
+            on_answer=lambda leg: started(2 * leg.index, leg),
+            gate=gate if window else None,
+        )
         result.setup_s = round(time.monotonic() - t0, 2)
         await asyncio.sleep(0.5)  # the last calls' Dial legs are answered and bridged
         up = [leg for leg in legs if leg.status == 200 and leg.index in callee.by_index]
         result.established = len(up)
         result.setup_failed = calls - len(up)
-        targets = [("", 0)] * len(sources)
-        ports = [0] * len(sources)
-        for leg in up:
-            b = callee.by_index[leg.index]
-            targets[2 * leg.index] = (switch_target[0], leg.switch_rtp_port)
-            targets[2 * leg.index + 1] = (switch_target[0], b.switch_rtp_port)
-            ports[2 * leg.index] = leg.switch_rtp_port
-            ports[2 * leg.index + 1] = b.switch_rtp_port
+        streams = [s for leg in up for s in (2 * leg.index, 2 * leg.index + 1)]
+        await link.confirmed_by(streams, time.monotonic() + 10)
+        result.streams_unconfirmed = int((~link.confirmed[streams]).sum())
         drops0 = udp_errors()
         cpu0 = cpu_seconds(switch_pid)
-        conn.send(("run", targets, ports, seconds))
-        loop = asyncio.get_running_loop()
-        started = await loop.run_in_executor(None, conn.recv)
-        assert started == "started"
+        conn.send(("measure", seconds))
+        await link.reply("started")
         run0 = time.monotonic()
         if excess:
             await asyncio.sleep(min(2.0, seconds / 4))
@@ -168,12 +285,12 @@ async def _drive(
             for leg in extra:
                 if leg.status == 200:
                     caller.bye(leg)
-        report: GeneratorReport = await loop.run_in_executor(None, conn.recv)
+        report: GeneratorReport = (await link.reply("report"))[1]
         cpu1 = cpu_seconds(switch_pid)
-        window = time.monotonic() - run0
+        elapsed = time.monotonic() - run0
         result.kernel_udp_drops = udp_errors() - drops0
         result.switch_cpu_s = round((cpu1 - cpu0).total, 3)
-        result.switch_cores = round(result.switch_cpu_s / window, 3)
+        result.switch_cores = round(result.switch_cpu_s / elapsed, 3)
         for leg in up:
             caller.bye(leg)
         byes = [leg.bye_done for leg in up if leg.bye_done is not None]
@@ -197,17 +314,17 @@ def media_run(
     media_workers: int | None = None,
     max_calls: int = 0,
     excess: int = 0,
-    sources: int = 32,
+    sources: int = 64,
     shared_port: bool = False,
     base: Path | None = None,
 ) -> MediaResult:
     workdir = _workdir(base, f"media-{calls}-{seconds:g}")
     label = f"media {calls} bridged x {seconds:g}s"
     result = MediaResult(label, calls, seconds, media_workers)
-    if (
-        shared_port
-    ):  # every leg's packets come from one switch port: a generator socket per leg tells them apart
-        sources = 2 * (calls + excess)
+    # On a shared switch port a new stream is learned by its address: calls naming the same generator
+    # sockets are set up one after the other (see _drive's gate).
+    window = sources // 2 if shared_port else 0
+    result.generator_sources = sources
     context = multiprocessing.get_context("fork")
     parent, child = context.Pipe()
     generator = context.Process(
@@ -238,6 +355,7 @@ def media_run(
                 seconds,
                 setup_rate,
                 excess,
+                window,
             )  # fmt: skip
         )
         _summarise(result, report, calls)
@@ -264,6 +382,7 @@ async def _with_switch(
     seconds: float,
     setup_rate: float,
     excess: int,
+    window: int,
 ) -> GeneratorReport:
     await callee.open()
     twiml = f"<Response><Dial><Sip>sip:uas@127.0.0.1:{callee.port}</Sip></Dial></Response>"
@@ -279,6 +398,7 @@ async def _with_switch(
             report = await _drive(
                 result, conn, addresses, (host, int(port)), callee,
                 calls=calls, seconds=seconds, setup_rate=setup_rate, excess=excess, switch_pid=switch.pid,
+                window=window,
             )  # fmt: skip
         result.peak_rss_mb = round(sampler.peak / MB, 1)
         return report
@@ -327,3 +447,4 @@ def _summarise(result: MediaResult, report: GeneratorReport, calls: int) -> None
     result.generator_cores = round(report.cpu_s / max(report.wall_s, 1e-9), 3)
     result.generator_ticks = report.ticks
     result.generator_late_ticks = report.late_ticks
+    result.generator_unattributed = report.unattributed

@@ -273,6 +273,8 @@ class Callee:
         self.port = 0
         self.byes = 0
         self.unpaired = 0
+        self.on_ack: Callable[[Leg], None] | None = None
+        """Called at the switch's first ACK of each leg's 200 (the switch has taken the SDP answer)."""
 
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
@@ -318,6 +320,12 @@ class Callee:
                 _sdp("uas", port),
             )
             transport.sendto(answer, addr)
+        elif method == "ACK":
+            leg = self.legs.get(call_id)
+            if leg is not None and not leg.extra.get("acked"):
+                leg.extra["acked"] = "1"
+                if self.on_ack is not None:
+                    self.on_ack(leg)
         elif method == "BYE":
             leg = self.legs.get(call_id)
             if leg is not None and not leg.bye_from_switch:
