@@ -88,6 +88,7 @@ class MediaResult:
     generator_unattributed: int = 0  # switch RTP packets the generator could give to no leg
     streams_unconfirmed: int = 0  # streams of established calls that never came through before the window
     generator_sources: int = 0
+    switch_bursts: dict[str, float] = field(default_factory=dict)  # mediagen.burst_stats
     hangups_ok: int = 0
     callee_byes: int = 0
     rss_start_mb: float = 0.0
@@ -448,3 +449,4 @@ def _summarise(result: MediaResult, report: GeneratorReport, calls: int) -> None
     result.generator_ticks = report.ticks
     result.generator_late_ticks = report.late_ticks
     result.generator_unattributed = report.unattributed
+    result.switch_bursts = report.bursts or {}

@@ -92,6 +92,36 @@ class GeneratorReport:
     ticks: int
     late_ticks: int  # ticks the generator sent more than 2 ms after their deadline
     unattributed: int = 0  # RTP packets from the switch that named no leg (unmarked, unknown SSRC)
+    bursts: dict[str, float] | None = None  # see burst_stats
+
+
+BURST_GAP = 0.005
+"""Seconds of silence from the switch that end one tick's burst of packets (ticks are 20 ms apart)."""
+STAMP_LOG = 1 << 22
+"""Receive stamps kept for :func:`burst_stats` (the first 4 M packets of the window: 32 MB)."""
+
+
+def burst_stats(stamps: NDArray[np.float64]) -> dict[str, float]:
+    """Where send-interval jitter comes from: the switch sends each tick's packets in one burst, so the
+    receive stamps of the whole window (every leg) fall into bursts about 20 ms apart. Returns the number
+    of bursts, |start interval - 20 ms| (when each tick's sending began: the tick's start plus whatever
+    ran before its first send) and each burst's duration (first to last packet: how far one leg's packet
+    can move within its tick), p50/p99/max in ms."""
+    stamps = np.sort(stamps[np.isfinite(stamps)])
+    if stamps.size < 2:
+        return {"bursts": float(stamps.size)}
+    breaks = np.flatnonzero(np.diff(stamps) > BURST_GAP) + 1
+    starts = stamps[np.concatenate([[0], breaks])]
+    ends = stamps[np.concatenate([breaks - 1, [stamps.size - 1]])]
+    start_jitter = np.abs(np.diff(starts) - TICK) * 1000.0
+    duration = (ends - starts) * 1000.0
+    out = {"bursts": float(starts.size)}
+    for name, values in (("start_jitter", start_jitter), ("duration", duration)):
+        if values.size:
+            for q in (50, 99):
+                out[f"{name}_p{q}_ms"] = round(float(np.percentile(values, q)), 3)
+            out[f"{name}_max_ms"] = round(float(values.max()), 3)
+    return out
 
 
 class _Legs:
@@ -121,6 +151,9 @@ class _Legs:
         self.unattributed = 0
         self._ssrc_keys = np.zeros(0, np.uint32)
         self._ssrc_legs = np.zeros(0, np.int64)
+        self.stamp_log = np.zeros(0, np.float64)
+        """Receive stamps of the window's packets (every leg), up to :data:`STAMP_LOG` (set by the owner)."""
+        self.logged = 0
 
     def _learn(self, ssrcs: NDArray[np.uint32], legs: NDArray[np.int64]) -> None:
         keys = self._ssrc_keys
@@ -172,6 +205,11 @@ class _Legs:
         if legs.size == 0:
             return
         self.received += np.bincount(legs[counting], minlength=self.streams)
+        room = self.stamp_log.size - self.logged
+        if room > 0 and counting.any():
+            kept = stamps[counting][:room]
+            self.stamp_log[self.logged : self.logged + kept.size] = kept
+            self.logged += kept.size
         if len(np.unique(legs)) == len(legs):
             previous = self.last[legs]
             self.last[legs] = stamps
@@ -256,6 +294,7 @@ class _Generator:
             self.legs.window = (self.k, self.k + max(1, round(float(message[1]) / TICK)))
             self.end_tick = self.legs.window[1]
             self.legs.counting_from = time.time()
+            self.legs.stamp_log = np.zeros(STAMP_LOG, np.float64)
             self.cpu0 = os.times()
             self.wall0 = time.monotonic()
             self.sent0 = self.gen.row_sent.copy()
@@ -315,6 +354,7 @@ class _Generator:
             ticks=end - first,
             late_ticks=self.late,
             unattributed=legs.unattributed,
+            bursts=burst_stats(legs.stamp_log[: legs.logged]),
         )
 
 

@@ -17,7 +17,7 @@ import pytest
 from numpy.typing import NDArray
 
 from bench.load.media import media_run
-from bench.load.mediagen import BIN_MS, MARKER, _Legs, generator_main
+from bench.load.mediagen import BIN_MS, MARKER, _Legs, burst_stats, generator_main
 
 CALLS = 20
 SECONDS = 3.0
@@ -161,3 +161,13 @@ def test_a_backlog_batch_counts_every_packet_and_times_each_leg_in_arrival_order
     legs.add(rtcp, 1)  # type: ignore[arg-type]
     assert legs.received.tolist() == [3, 2, 0, 0]
     assert legs.through.tolist() == [0, 2, 0, 0]
+
+
+def test_burst_stats_split_the_switch_ticks_into_start_jitter_and_duration() -> None:
+    """Three ticks' bursts: starting at 0, 21 and 40 ms, 1, 3 and 0.5 ms long."""
+    stamps = np.array([0.0, 0.0005, 0.001, 0.021, 0.022, 0.024, 0.040, 0.0405, np.nan])
+    stats = burst_stats(np.random.default_rng(1).permutation(stamps))
+    assert stats["bursts"] == 3
+    assert stats["start_jitter_max_ms"] == pytest.approx(1.0)  # intervals 21 and 19 ms
+    assert stats["duration_max_ms"] == pytest.approx(3.0)
+    assert stats["duration_p50_ms"] == pytest.approx(1.0)
