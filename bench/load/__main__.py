@@ -20,6 +20,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.load.goals import check, format_goals
 from bench.load.media import media_run
 from bench.load.run import RunResult, capacity_run, full_run, memory_run, peer_run, ramp, rate_run
 
@@ -162,7 +163,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if len(per_call) == 2 and per_call[0] and per_call[1]:
             document["cpu_ratio_sippy_over_switch"] = round(per_call[0] / per_call[1], 2)
     document["results"] = [r.as_dict() for r in results]
+    goals = check(args.mode, document)
+    document["goals"] = [g.as_dict() for g in goals]
     print(table(results), file=sys.stderr)
+    print(format_goals(goals), file=sys.stderr)
     print(json.dumps(document, indent=2))
     return 0 if all(r.clean for r in results) or args.mode == "ramp" else 1
 
@@ -182,7 +186,14 @@ def _media(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     for key, value in data.items():
         if key not in ("notes", "target_command"):
             print(f"{key:28} {value}", file=sys.stderr)
-    document = {"mode": "media", "argv": list(sys.argv[1:] if argv is None else argv), "result": data}
+    document: dict[str, object] = {
+        "mode": "media",
+        "argv": list(sys.argv[1:] if argv is None else argv),
+        "result": data,
+    }
+    goals = check("media", document)
+    document["goals"] = [g.as_dict() for g in goals]
+    print(format_goals(goals), file=sys.stderr)
     print(json.dumps(document, indent=2))
     return 0 if result.clean else 1
 
