@@ -1,4 +1,5 @@
-"""Fetching TwiML documents and Play audio: http(s) with aiohttp, files and package data off the loop.
+"""Fetching TwiML documents and Play audio: http(s) with our own HTTP/1.1 client (``http_client``), files
+and package data off the loop.
 
 A local document (a file or package resource, never an HTTP answer) is a template, as a TwiML Bin is on
 Twilio: each ``{{Name}}`` is replaced by the request's parameter ``Name`` (``{{Digits}}``, ``{{From}}``,
@@ -24,9 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
-
-import aiohttp
-from yarl import URL
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from switch import __version__
 from switch.twiml.audio import AudioCache
@@ -37,6 +36,14 @@ from switch.twiml.errors import (
     INVALID_URL,
     PROTOCOL_VIOLATION,
     FetchError,
+)
+from switch.twiml.http_client import (
+    ConnectFailure,
+    HttpClient,
+    ProtocolViolation,
+    ResponseTimeoutError,
+    Target,
+    parse_target,
 )
 from switch.twiml.parser import MAX_DOCUMENT_BYTES
 from switch.twiml.session import InterpreterSettings
@@ -49,6 +56,13 @@ log = logging.getLogger("switch.twiml")
 XML_TYPES = frozenset({"text/xml", "application/xml"})
 AUDIO_TYPES = frozenset({"application/octet-stream"})
 USER_AGENT = f"switch/{__version__} (TwiML)"
+MAX_HTTP_REDIRECTS = 10
+"""HTTP 3xx hops followed for one request (when no egress rules apply); aiohttp's default."""
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+QUERY_SAFE = "?/:@!$'()*,"
+"""Left as they are in a query's names and values (as yarl writes them, which GETs were signed with)."""
+CALLBACK_BODY_LIMIT = 65536
+"""A callback's answer is read (so its connection can be reused) and dropped; a longer one closes it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,25 +124,26 @@ def _read_resource(url: str, limit: int) -> bytes:
 
 
 class WebhookClient:
-    """One aiohttp session for every webhook and Play fetch of the process; also owns the audio cache."""
+    """One HTTP client (kept-alive connections per origin) for every webhook and Play fetch of the
+    process; also owns the audio cache."""
 
     def __init__(self, settings: InterpreterSettings, *, audio_cache: AudioCache | None = None) -> None:
         self.settings = settings
         self.audio_cache = audio_cache if audio_cache is not None else AudioCache()
-        self._session: aiohttp.ClientSession | None = None
+        self._client: HttpClient | None = None
+        self._fields = f"User-Agent: {USER_AGENT}\r\nAccept: */*\r\n"
         self._background: set[asyncio.Future[object]] = set()
         # Local documents and audio: path -> ((mtime_ns, size, inode, limit), bytes); resources by URL.
         self._files: dict[str, tuple[tuple[int, int, int, int], bytes]] = {}
         self._resources: dict[tuple[str, int], bytes] = {}
 
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            timeout = aiohttp.ClientTimeout(
-                total=self.settings.response_timeout,
-                sock_connect=self.settings.connect_timeout,
+    def _http(self) -> HttpClient:
+        if self._client is None:
+            self._client = HttpClient(
+                connect_timeout=self.settings.connect_timeout,
+                response_timeout=self.settings.response_timeout,
             )
-            self._session = aiohttp.ClientSession(timeout=timeout, headers={"User-Agent": USER_AGENT})
-        return self._session
+        return self._client
 
     def background(self, coro: Coroutine[Any, Any, object]) -> None:
         """Run a request that must outlive its call's session (a callback after hangup), kept until done."""
@@ -143,9 +158,9 @@ class WebhookClient:
 
     async def close(self) -> None:
         await self.drain()
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
 
     async def __aenter__(self) -> Self:
         return self
@@ -201,20 +216,18 @@ class WebhookClient:
         tmp.write_bytes(data)
         tmp.replace(path)
 
-    def _check_egress(self, target: URL, url: str) -> None:
+    def _check_egress(self, target: Target, url: str) -> None:
         """Refuse a destination outside ``--egress-allow`` before anything is resolved or sent."""
         allowed = self.settings.egress_allowed
         if allowed is None:
             return
-        host = (target.host or "").strip("[]")
+        host = target.host
         if host == "localhost":
             host = "127.0.0.1"
-        try:
-            ipaddress.ip_address(host)
-        except ValueError:
+        if not _is_ip_literal(host):
             raise FetchError(
                 CONNECT_FAILURE, f"{url}: host names are not resolved under --egress-allow", url=url
-            ) from None
+            )
         if not allowed(host):
             raise FetchError(CONNECT_FAILURE, f"{url}: {host} is outside --egress-allow", url=url)
 
@@ -232,64 +245,62 @@ class WebhookClient:
         audio: bool,
         expect_body: bool = True,
     ) -> tuple[int, bytes, str]:
+        """One webhook request, redirects followed (unless under egress rules); (status, body, final URL)."""
         method = method.upper()
-        try:
-            target = URL(url)
-        except (ValueError, TypeError) as exc:
-            raise FetchError(INVALID_URL, f"invalid URL {url!r}", url=url) from exc
-        self._check_egress(target, url)
-        headers: dict[str, str] = {}
-        if method == "GET":
-            target = target.update_query(dict(params)) if params else target
-            signed = str(target)
-            data = None
+        if method == "GET" and params:
+            url = _with_query(url, params)
+            params = {}
+        follow = self.settings.egress_allowed is None
+        first = url
+        for _ in range(MAX_HTTP_REDIRECTS + 1):
+            try:
+                target = parse_target(url)
+            except ValueError as exc:
+                raise FetchError(INVALID_URL, f"invalid URL {url!r}", url=first) from exc
+            self._check_egress(target, url)
+            body = _form(params) if method != "GET" else b""
+            fields = self._fields
+            if self.settings.auth_token and not audio:
+                signed = signature(self.settings.auth_token, url, params)
+                fields = f"{fields}X-Twilio-Signature: {signed}\r\n"
+            try:
+                response = await self._http().request(
+                    method, target, fields, body, limit=limit if expect_body else CALLBACK_BODY_LIMIT
+                )
+            except ProtocolViolation as exc:
+                raise FetchError(
+                    PROTOCOL_VIOLATION, f"HTTP protocol violation by {url}: {exc!r}", url=first
+                ) from exc
+            except (ConnectFailure, ResponseTimeoutError) as exc:
+                raise FetchError(CONNECT_FAILURE, f"cannot reach {url}: {exc!r}", url=first) from exc
+            status = response.status
+            if not follow and 300 <= status < 400:
+                raise FetchError(
+                    HTTP_RETRIEVAL_FAILURE,
+                    f"HTTP {status} from {url}: redirects are not followed under --egress-allow",
+                    url=first,
+                )
+            location = response.headers.get("location") if status in REDIRECTS else None
+            if location is None:
+                break
+            url = urljoin(url, location)
+            if url_kind(url) is not UrlKind.HTTP:
+                raise FetchError(HTTP_RETRIEVAL_FAILURE, f"{first}: redirected to {url!r}", url=first)
+            if status == 303 or (status in (301, 302) and method == "POST"):
+                method, params = "GET", {}
         else:
-            signed = url
-            data = dict(params)
-        if self.settings.auth_token and not audio:
-            signed_params = {} if method == "GET" else dict(params)
-            headers["X-Twilio-Signature"] = signature(self.settings.auth_token, signed, signed_params)
-        try:
-            follow = self.settings.egress_allowed is None
-            async with self._http().request(
-                method, target, data=data, headers=headers, allow_redirects=follow
-            ) as resp:
-                if not follow and 300 <= resp.status < 400:
-                    raise FetchError(
-                        HTTP_RETRIEVAL_FAILURE,
-                        f"HTTP {resp.status} from {url}: redirects are not followed under --egress-allow",
-                        url=url,
-                    )
-                if resp.status >= 400:
-                    raise FetchError(HTTP_RETRIEVAL_FAILURE, f"HTTP {resp.status} from {url}", url=url)
-                if not expect_body:
-                    return resp.status, b"", str(resp.url)
-                ctype = resp.content_type.lower()
-                ok = (ctype.startswith("audio/") or ctype in AUDIO_TYPES) if audio else _is_xml(ctype)
-                if not ok:
-                    raise FetchError(BAD_CONTENT_TYPE, f"content type {ctype!r} from {url}", url=url)
-                body = bytearray()
-                async for chunk in resp.content.iter_chunked(65536):
-                    body += chunk
-                    if len(body) > limit:
-                        break
-                return resp.status, bytes(body), str(resp.url)
-        except FetchError:
-            raise
-        except (
-            aiohttp.ServerDisconnectedError,
-            aiohttp.ClientPayloadError,
-            aiohttp.ClientResponseError,
-        ) as exc:
             raise FetchError(
-                PROTOCOL_VIOLATION, f"HTTP protocol violation by {url}: {exc!r}", url=url
-            ) from exc
-        except (aiohttp.ClientConnectionError, TimeoutError) as exc:
-            raise FetchError(CONNECT_FAILURE, f"cannot reach {url}: {exc!r}", url=url) from exc
-        except aiohttp.InvalidURL as exc:
-            raise FetchError(INVALID_URL, f"invalid URL {url!r}", url=url) from exc
-        except aiohttp.ClientError as exc:
-            raise FetchError(HTTP_RETRIEVAL_FAILURE, f"fetching {url} failed: {exc!r}", url=url) from exc
+                PROTOCOL_VIOLATION, f"{first}: more than {MAX_HTTP_REDIRECTS} HTTP redirects", url=first
+            )
+        if status >= 400:
+            raise FetchError(HTTP_RETRIEVAL_FAILURE, f"HTTP {status} from {url}", url=first)
+        if not expect_body:
+            return status, b"", url
+        ctype = response.content_type
+        ok = (ctype.startswith("audio/") or ctype in AUDIO_TYPES) if audio else _is_xml(ctype)
+        if not ok:
+            raise FetchError(BAD_CONTENT_TYPE, f"content type {ctype!r} from {url}", url=first)
+        return status, response.body, url
 
     async def _read_local(self, url: str, limit: int) -> bytes:
         """A file or package resource. Files are cached and checked with one ``stat`` per fetch (no
@@ -330,6 +341,27 @@ def _remember(cache: dict[_K, _V], key: _K, value: _V, size: int) -> None:
     if len(cache) >= LOCAL_CACHE_ENTRIES:
         del cache[next(iter(cache))]
     cache[key] = value
+
+
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _form(params: Mapping[str, str]) -> bytes:
+    """application/x-www-form-urlencoded, as HTML forms (and aiohttp) write it."""
+    return urlencode(params).encode("ascii")
+
+
+def _with_query(url: str, params: Mapping[str, str]) -> str:
+    """``url`` with ``params`` in its query (replacing fields of the same name), as Twilio sends a GET."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query, keep_blank_values=True)) if parts.query else {}
+    query.update(params)
+    return urlunsplit(parts._replace(query=urlencode(query, safe=QUERY_SAFE)))
 
 
 def _is_xml(ctype: str) -> bool:

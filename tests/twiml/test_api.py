@@ -18,6 +18,6 @@ def test_all_is_complete_and_importable() -> None:
         "record",
         "session",
     }
-    modules |= {"dial", "queues", "tones", "urls", "verbs"}
+    modules |= {"dial", "http_client", "queues", "tones", "urls", "verbs"}
     assert set(switch.twiml.__all__) == public - modules
     assert all(getattr(switch.twiml, n) is not None for n in switch.twiml.__all__)
