@@ -11,6 +11,7 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from switch.media.engine_types import MediaCounters
 from switch.media.recorder import RecordingResult
 
 __all__ = ["MediaControl"]
@@ -78,3 +79,7 @@ class MediaControl(Protocol):
     def stop_recording(self, channel: int) -> None: ...
 
     def send_dtmf(self, channel: int, digits: str, *, duration_ms: int = 100) -> asyncio.Future[None]: ...
+
+    def counters(self) -> MediaCounters:
+        """RTP totals and the tick histogram since start (with workers: as of their last report)."""
+        ...

@@ -25,6 +25,7 @@ hold lasts; the timer restarts from the re-INVITE that resumes the call).
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import itertools
 import logging
@@ -43,8 +44,10 @@ from numpy.typing import NDArray
 from switch.media.channels import CODECS, FRAME, ChannelTable
 from switch.media.dtmf import EventSender
 from switch.media.engine_types import (
+    TICK_BOUNDS,
     ChannelStats,
     EgressDenied,
+    MediaCounters,
     MediaError,
     NoPortAvailable,
     PtimeSender,
@@ -66,6 +69,7 @@ __all__ = [
     "TICK",
     "ChannelStats",
     "EgressDenied",
+    "MediaCounters",
     "MediaEngine",
     "MediaError",
     "NoPortAvailable",
@@ -138,6 +142,11 @@ class MediaEngine:
         """Ticks since start, skipped ones included."""
         self.ticks_run = 0
         self.ticks_skipped = 0
+        self._fresh: set[int] = set()
+        """Channels never configured: a tick over these alone does nothing (a media worker's spares)."""
+        self._private: set[int] = set()
+        self._closed = MediaCounters()
+        """The counters of closed channels (:meth:`counters` adds the live ones)."""
 
     # -- lifecycle ----------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -176,10 +185,16 @@ class MediaEngine:
                 ticks += skipped
                 self.ticks_skipped += skipped
             self.tick_index += ticks
+            run = self.ticks_run
+            began = time.perf_counter()
             try:
                 self._tick(ticks)
             except Exception:  # one bad tick must not stop every call's audio
                 log.exception("media tick failed")
+            if self.ticks_run != run:
+                spent = time.perf_counter() - began
+                self._closed.tick_counts[bisect.bisect_left(TICK_BOUNDS, spent)] += 1
+                self._closed.tick_seconds += spent
             if self._tick_waiters:
                 self._wake_tick_waiters()
 
@@ -201,7 +216,9 @@ class MediaEngine:
     def _tick(self, ticks: int) -> None:
         table = self._table
         n = table.n
-        if n == 0:
+        if n == 0 or (
+            len(self._fresh) == n and not (self._playback or self._dtmf_out or self._pipeline.recordings)
+        ):
             return
         self.ticks_run += 1
         shared = self.shared
@@ -271,6 +288,9 @@ class MediaEngine:
         else:
             sock, rtcp_sock = self._bind()
         channel = next(self._next_id)
+        self._fresh.add(channel)
+        if private:
+            self._private.add(channel)
         protocol = RtpReceiver(
             UNASSIGNED_SLOT,  # the slot is taken below, once nothing is awaited any more
             channel,
@@ -281,6 +301,7 @@ class MediaEngine:
             self._rfc4733_digit,
             self._egress_allowed,
         )
+        protocol.peer.may_latch = False  # until configured: a spare on a shared port claims no stray packet
         channel_rtcp = RtcpReceiver(channel, protocol.peer, self._on_rtcp)
         protocol.on_rtcp = self._on_rtcp
         protocol.on_opus = self._pipeline.wideband.put_opus
@@ -368,6 +389,7 @@ class MediaEngine:
         detection is on when no ``telephone_event_pt`` is given, unless :meth:`set_inband_dtmf` chose.
         """
         slot = self._slot(channel)
+        self._fresh.discard(channel)
         if codec not in CODECS and codec not in WIDEBAND:
             raise ValueError(f"unsupported codec {codec!r} ({', '.join([*CODECS, *WIDEBAND])})")
         kind = WIDEBAND.get(codec, 0)
@@ -737,9 +759,18 @@ class MediaEngine:
 
     # -- closing ------------------------------------------------------------------------------------------
     async def close_channel(self, channel: int) -> None:
+        self.release(channel)
+
+    def release(self, channel: int) -> None:
+        """:meth:`close_channel` without a coroutine (nothing in it waits)."""
         if channel not in self._slots:  # closing twice (a call ending while the engine stops) is no error
             return
         slot = self._slot(channel)
+        self._fresh.discard(channel)
+        if channel in self._private:
+            self._private.discard(channel)
+        else:
+            self._count_closed(slot)
         self._finish_playback(channel)
         recording = self._pipeline.recordings.get(channel)
         if recording is not None:
@@ -777,6 +808,55 @@ class MediaEngine:
         del self._ports_by_id[channel]
 
     # -- counters -----------------------------------------------------------------------------------------
+    def _count_closed(self, slot: int) -> None:
+        if self.shared is not None:
+            self.shared.fold(slot)
+        peer, jitter, closed = self._protocols[slot].peer, self._pipeline.jitter, self._closed
+        sent = int(self._table.tx_packets[slot])
+        closed.packets_received += peer.packets
+        closed.octets_received += peer.octets
+        closed.packets_sent += sent
+        closed.octets_sent += sent * FRAME
+        closed.lost += _lost(peer.extended_max, peer.base_seq, peer.received)
+        closed.late += int(jitter.late[slot])
+        closed.duplicate += int(jitter.duplicate[slot])
+        closed.concealed += int(jitter.concealed[slot])
+
+    def counters(self) -> MediaCounters:
+        """Totals since start (see :class:`MediaCounters`): sums over the channel arrays and one pass over
+        the receivers, for a scrape or a worker's report once a second, nothing per packet."""
+        table, jitter, closed = self._table, self._pipeline.jitter, self._closed
+        n = table.n
+        if self.shared is not None:
+            self.shared.fold_all()
+        counted = np.ones(n, np.bool_)
+        for channel in self._private:
+            counted[self._slots[channel]] = False
+        received = octets = lost = 0
+        for protocol, count in zip(self._protocols, counted.tolist(), strict=True):
+            if count:
+                peer = protocol.peer
+                received += peer.packets
+                octets += peer.octets
+                lost += _lost(peer.extended_max, peer.base_seq, peer.received)
+        sent = int(table.tx_packets[:n][counted].sum())
+        live = counted & jitter.started[:n]
+        receiving = int(live.sum())
+        return closed.plus(
+            MediaCounters(
+                packets_received=received,
+                octets_received=octets,
+                packets_sent=sent,
+                octets_sent=sent * FRAME,
+                lost=lost,
+                late=int(jitter.late[:n][counted].sum()),
+                duplicate=int(jitter.duplicate[:n][counted].sum()),
+                concealed=int(jitter.concealed[:n][counted].sum()),
+                jitter_seconds=float(jitter.jitter[:n][live].mean()) / 8000.0 if receiving else 0.0,
+                receiving=receiving,
+            )
+        )
+
     def stats(self, channel: int) -> ChannelStats:
         slot = self._slot(channel)
         t = self._table
@@ -801,6 +881,11 @@ class MediaEngine:
     @property
     def channel_count(self) -> int:
         return self._table.n
+
+
+def _lost(extended_max: int, base_seq: int, received: int) -> int:
+    """Packets lost of a source: expected (from its first to its highest sequence number) less received."""
+    return max(0, extended_max - base_seq + 1 - received) if extended_max >= 0 else 0
 
 
 def _swap_remove(items: list[T], index: int) -> None:

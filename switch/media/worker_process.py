@@ -18,7 +18,10 @@ from numpy.typing import NDArray
 from switch.media.engine import MediaEngine, MediaError
 from switch.media.worker_link import Link
 
-__all__ = ["worker_main"]
+__all__ = ["COUNTERS_INTERVAL", "worker_main"]
+
+COUNTERS_INTERVAL = 1.0
+"""Seconds between a worker's reports of its :class:`~switch.media.engine.MediaCounters`."""
 
 
 def worker_main(
@@ -74,7 +77,7 @@ async def _worker(
         try:
             handle(message)
         except Exception as exc:  # a bad command must not stop the worker's other calls
-            rid = message[1] if message[0] not in ("call", "pcm", "forget") else None
+            rid = message[1] if message[0] not in ("call", "configure", "drop", "pcm", "forget") else None
             if isinstance(rid, int):
                 known = isinstance(exc, MediaError | ValueError)
                 send(("err", rid, exc if known else MediaError(repr(exc))))
@@ -82,9 +85,16 @@ async def _worker(
                 send(("log", f"{message[0]} {message[1]!r}: {exc!r}"))
 
     link = Link(conn, loop, receive, gone)
-    send = link.send
+    # Replies and events are posted: what one loop iteration produces crosses in one write.
+    send = link.post
     engine.on_dtmf = lambda channel, digit, source: send(("dtmf", channel, digit, source))
     engine.on_rtp_timeout = lambda channel: send(("timeout", channel))
+
+    def report() -> None:
+        send(("counters", engine.counters()))
+        timer[0] = loop.call_later(COUNTERS_INTERVAL, report)
+
+    timer = [loop.call_later(COUNTERS_INTERVAL, report)]
 
     def answer(rid: int, future: asyncio.Future[Any]) -> None:
         def done(f: asyncio.Future[Any]) -> None:
@@ -107,12 +117,39 @@ async def _worker(
         channel = await engine.create_channel(private=private)
         return channel, engine.local_port(channel)
 
+    async def create_many(count: int) -> list[tuple[int, int]]:
+        made: list[tuple[int, int]] = []
+        for _ in range(count):
+            try:
+                made.append(await create(False))
+            except MediaError:
+                if not made:
+                    raise
+                break
+        return made
+
     async def value(result: Any) -> Any:
         return result
 
     def handle(message: tuple[Any, ...]) -> None:
         kind = message[0]
-        if kind == "call":
+        if kind == "configure":
+            _, channel, remote, codec, pt, ptime, te_pt, direction, on_hold, rtcp_mux = message
+            engine.configure(
+                channel,
+                remote=remote,
+                codec=codec,
+                payload_type=pt,
+                ptime=ptime,
+                telephone_event_pt=te_pt,
+                direction=direction,
+                on_hold=on_hold,
+                rtcp_mux=rtcp_mux,
+            )
+        elif kind == "drop":
+            for channel in message[1:]:
+                engine.release(channel)
+        elif kind == "call":
             _, name, args, kwargs = message
             getattr(engine, name)(*args, **kwargs)
         elif kind == "pcm":
@@ -130,6 +167,8 @@ async def _worker(
             answer(rid, engine.record(channel, path, **options))
         elif kind == "create":
             run(message[1], create(len(message) > 2 and bool(message[2])))
+        elif kind == "spares":
+            run(message[1], create_many(message[2]))
         elif kind == "close":
             run(message[1], engine.close_channel(message[2]))
         elif kind == "stats":
@@ -143,10 +182,11 @@ async def _worker(
         elif kind == "stop" and not stopping.done():
             stopping.set_result(message[1])
 
-    send(("ready", os.getpid()))
+    link.send(("ready", os.getpid()))
     rid = await stopping
+    timer[0].cancel()
     await engine.stop()
     if rid >= 0:
-        send(("ok", rid, None))
-        link.wait(lambda: not link._out)
+        link.send(("ok", rid, None))
+        link.wait(lambda: not link.queued)
     link.close()

@@ -19,6 +19,10 @@ own 20 ms clock and its own RTP sockets on its share of the port range. Parent a
 parent -> worker::
 
     ("create", rid[, private])             -> ("ok", rid, (local_channel, port))
+    ("spares", rid, count)                 -> ("ok", rid, [(local_channel, port), ...])
+    ("configure", local, remote, codec, payload_type, ptime, telephone_event_pt, direction, on_hold,
+     rtcp_mux)                                :meth:`MediaEngine.configure` (failures: ("log", text))
+    ("drop", local, ...)                      close channels, no reply
     ("call", method, args, kwargs)            a synchronous engine method (failures: ("log", text))
     ("pcm", key, bytes) / ("forget", key)     the prompt cache (below)
     ("play", rid, local, key, loop)        -> ("ok", rid, None) when the playback future resolves
@@ -28,7 +32,14 @@ parent -> worker::
     ("ticks", rid, count)                  -> ("ok", rid, None) after ``count`` more ticks
     ("stop", rid)                          -> ("ok", rid, None), then the process exits
 
-worker -> parent events: ``("dtmf", local, digit, source)``, ``("timeout", local)``, ``("log", text)``.
+worker -> parent events: ``("dtmf", local, digit, source)``, ``("timeout", local)``, ``("log", text)``,
+and once a second ``("counters", MediaCounters)``: the RTP totals and tick histogram :meth:`counters` sums.
+
+What a call costs on the pipe: each worker keeps a few *spare* channels open (bound, not configured: its
+tick skips them), so ``create_channel`` takes one without a round trip and the spares are refilled in
+batches; ``configure`` is written at once (it must precede the SDP answer, see :meth:`Link.send`); every
+other command is posted (written with the next write or at the end of the loop iteration), and a close is a
+``drop`` with no reply that may wait up to 50 ms for company. The worker posts its replies and events too.
 
 Prompts cross the pipe once per worker: ``play`` names its PCM by a content hash, and the parent sends the
 bytes only when that worker does not hold them yet. The parent keeps, per worker, an LRU mirror of what the
@@ -65,6 +76,7 @@ from switch.media.engine import (
     PTIMES,
     ChannelStats,
     EgressDenied,
+    MediaCounters,
     MediaError,
     UnknownChannel,
 )
@@ -80,6 +92,8 @@ __all__ = ["WorkerMediaEngine", "allow_any_egress", "default_worker_count", "spl
 log = logging.getLogger(__name__)
 
 _CACHE_BYTES = 64 * 1024 * 1024
+_DROP_WITHIN = 0.05
+"""Seconds a close may wait to share a write with other commands."""
 
 
 def allow_any_egress(ip: str) -> bool:
@@ -124,6 +138,11 @@ class _Worker:
     cache_size: int = 0
     alive: bool = True
     stopping: bool = False
+    spares: list[tuple[int, int]] = field(default_factory=list)
+    """(local channel, port) open in the worker and not yet handed out."""
+    refilling: bool = False
+    counters: MediaCounters = field(default_factory=MediaCounters)
+    """The worker's last report."""
 
 
 @dataclass(slots=True)
@@ -155,13 +174,18 @@ class WorkerMediaEngine:
         cache_bytes: int = _CACHE_BYTES,
         trunks: int = 2,
         shared_port: bool = False,
+        spares: int = 8,
     ) -> None:
         """``shared_port``: each worker's channels share one RTP port (:mod:`switch.media.shared_port`);
-        the channels that carry a bridge or room between two workers keep sockets of their own."""
+        the channels that carry a bridge or room between two workers keep sockets of their own.
+        ``spares``: channels each worker keeps open ahead of ``create_channel`` (at most a quarter of its
+        share of the port range)."""
         self._shared_port = shared_port
         self.host = host
         self.worker_count = default_worker_count() if workers is None else workers
         self._ranges = split_port_range(port_range, self.worker_count)
+        pairs = min((high - low + 1) // 2 for low, high in self._ranges)
+        self._spare_target = min(spares, pairs // 4)
         self._egress_allowed = egress_allowed
         self._rtp_timeout = rtp_timeout
         self._rtcp_interval = rtcp_interval
@@ -219,6 +243,7 @@ class WorkerMediaEngine:
         try:
             await asyncio.gather(*ready)
             await asyncio.gather(*(self._fill(key) for key in self._pool_keys()))
+            await asyncio.gather(*(self._refill(w) for w in self._workers))
         except BaseException:
             await self.stop()
             raise
@@ -287,6 +312,8 @@ class WorkerMediaEngine:
             channel = worker.locals.get(message[1])
             if channel is not None and channel not in self._hidden and self.on_rtp_timeout is not None:
                 self.on_rtp_timeout(channel)
+        elif kind == "counters":
+            worker.counters = message[1]
         elif kind == "ready":
             future = worker.pending.pop(0, None)
             if future is not None and not future.done():
@@ -299,12 +326,17 @@ class WorkerMediaEngine:
             raise MediaError(f"media worker {worker.index} has ended")
         worker.link.send(message)
 
+    def _post(self, worker: _Worker, message: tuple[Any, ...], within: float = 0.0) -> None:
+        if not worker.alive or worker.link is None:
+            raise MediaError(f"media worker {worker.index} has ended")
+        worker.link.post(message, within)
+
     def _request(self, worker: _Worker, message: tuple[Any, ...]) -> asyncio.Future[Any]:
-        """Send ``message`` with a request id after its kind; the future settles with the reply."""
+        """Post ``message`` with a request id after its kind; the future settles with the reply."""
         assert self._loop is not None
         rid = next(self._rid)
         future: asyncio.Future[Any] = self._loop.create_future()
-        self._send(worker, (message[0], rid, *message[1:]))
+        self._post(worker, (message[0], rid, *message[1:]))
         worker.pending[rid] = future
         return future
 
@@ -316,7 +348,7 @@ class WorkerMediaEngine:
         return future.result()
 
     def _call(self, channel: _Channel, name: str, *args: Any, **kwargs: Any) -> None:
-        self._send(channel.worker, ("call", name, args, kwargs))
+        self._post(channel.worker, ("call", name, args, kwargs))
 
     def _channel(self, channel: int) -> _Channel:
         try:
@@ -348,11 +380,32 @@ class WorkerMediaEngine:
             raise
 
     async def _open(self, worker: _Worker, group: str | None, *, private: bool = False) -> _Channel:
-        local, port = await self._request(worker, ("create", private))
+        if private:
+            local, port = await self._request(worker, ("create", True))
+        else:
+            if len(worker.spares) <= self._spare_target // 2 and not worker.refilling and worker.alive:
+                self._spawn(self._refill(worker))
+            if worker.spares:
+                local, port = worker.spares.pop()
+            else:
+                local, port = await self._request(worker, ("create",))
         ch = _Channel(next(self._next_id), worker, local, port, group)
         self._channels[ch.id] = ch
         worker.locals[local] = ch.id
         return ch
+
+    async def _refill(self, worker: _Worker) -> None:
+        """Top ``worker``'s spare channels up to the target, in one request."""
+        count = self._spare_target - len(worker.spares)
+        if count <= 0 or worker.refilling:
+            return
+        worker.refilling = True
+        try:
+            worker.spares += await self._request(worker, ("spares", count))
+        except MediaError as exc:
+            log.warning("media worker %d: no spare channels: %s", worker.index, exc)
+        finally:
+            worker.refilling = False
 
     def local_port(self, channel: int) -> int:
         return self._channel(channel).port
@@ -391,19 +444,8 @@ class WorkerMediaEngine:
         if not held and not self._egress_allowed(ip):
             raise EgressDenied(f"RTP to {ip} is not allowed")
         ch.codec = (codec, payload_type)
-        self._call(
-            ch,
-            "configure",
-            ch.local,
-            remote=remote,
-            codec=codec,
-            payload_type=payload_type,
-            ptime=ptime,
-            telephone_event_pt=telephone_event_pt,
-            direction=direction,
-            on_hold=on_hold,
-            rtcp_mux=rtcp_mux,
-        )
+        message = (ch.local, remote, codec, payload_type, ptime, telephone_event_pt, direction, on_hold)
+        self._send(ch.worker, ("configure", *message, rtcp_mux))
 
     def set_inband_dtmf(self, channel: int, enabled: bool) -> None:
         ch = self._channel(channel)
@@ -418,10 +460,8 @@ class WorkerMediaEngine:
             self._hidden.discard(channel)
         else:
             ch.worker.channels -= 1
-        try:
-            await self._request(ch.worker, ("close", ch.local))
-        finally:
-            ch.worker.locals.pop(ch.local, None)
+        ch.worker.locals.pop(ch.local, None)
+        self._post(ch.worker, ("drop", ch.local), _DROP_WITHIN)
 
     @staticmethod
     def _release(places: dict[str, tuple[_Worker, int]], name: str | None) -> None:
@@ -669,6 +709,13 @@ class WorkerMediaEngine:
         ch = self._channel(channel)
         result: JitterStats = await self._request(ch.worker, ("jitter", ch.local))
         return result
+
+    def counters(self) -> MediaCounters:
+        """The workers' RTP totals and tick histograms as each last reported them (once a second)."""
+        total = MediaCounters()
+        for worker in self._workers:
+            total = total.plus(worker.counters)
+        return total
 
     async def wait_ticks(self, count: int) -> None:
         """Wait until every worker's clock has run ``count`` more ticks."""
