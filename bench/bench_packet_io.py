@@ -20,8 +20,13 @@ generator (:mod:`bench.rtpgen`, this process) and sends one packet per stream pe
 Prints one JSON object per mode and a summary with each mode's ratio to the echo.
 
 ``--engine 0,1,2`` measures the real engine instead (in-process, then :class:`WorkerMediaEngine` with 1
-and 2 workers): ``--streams`` channels bridged in pairs, each fed by its own generator socket (the
-generator in its own process), CPU of the switch process and of each worker from ``/proc``.
+and 2 workers): ``--streams`` channels bridged in pairs, each fed by a generator stream (the
+generator in its own process, 32 sockets shared by the streams as for the echo, streams started in waves
+so that a shared port learns every stream's SSRC), CPU of the switch process and of each worker from
+``/proc``: user + system time of the engine's processes over the window, divided by the packets the
+generator sent (each is received once and sent once by the engine). On loopback the system time of a
+send includes the receiving socket's delivery (the kernel runs the receiver's UDP input in the sender's
+system call), which a NIC would not charge to the switch.
 """
 
 from __future__ import annotations
@@ -44,13 +49,15 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path[:0] = [str(ROOT), str(ROOT / "codecs")]
 
-from bench.rtpgen import RtpGenerator  # noqa: E402
+from bench.rtpgen import TICK, RtpGenerator  # noqa: E402
 from switch.media.fastio import BatchReader, BatchReceiver, BatchSender, Demux, sockaddrs  # noqa: E402
 
 MODES = ("uvloop-echo", "per-channel", "shared", "shared-tick", "shared-python")
 SIZE = 172
 _HEADER = struct.Struct("!BBHII")
 _SO_RCVBUFFORCE = 33
+SOURCES = 32
+"""Generator sockets, shared by all streams, in every mode (the echo's and the engine's runs alike)."""
 
 
 def _socket(big: bool = True) -> socket.socket:
@@ -214,7 +221,7 @@ def run_mode(mode: str, streams: int, seconds: float, capacity: int = 256) -> di
     proc.start()
     ports: list[int] = parent.recv()
     targets = [("127.0.0.1", ports[i % len(ports)]) for i in range(streams)]
-    gen = RtpGenerator(targets, sources=32)
+    gen = RtpGenerator(targets, sources=SOURCES)
     parent.send((gen.source_addresses(), gen.stream_ssrcs()))
     gen.run(1.0)  # warm-up
     parent.send("start")
@@ -241,10 +248,23 @@ def run_mode(mode: str, streams: int, seconds: float, capacity: int = 256) -> di
     return result
 
 
-def _generator(conn: Connection, targets: list[tuple[str, int]], seconds: float) -> None:
-    gen = RtpGenerator(targets, sources=len(targets))  # a source per stream, as phones have
+def _generator(conn: Connection, targets: list[tuple[str, int]], seconds: float, sources: int) -> None:
+    """The engine runs' generator: ``sources`` sockets shared by all streams (stream ``i`` on socket
+    ``i % sources``, each with its own SSRC), as for the echo. On a shared port the engine learns a
+    stream's SSRC from its first packets while no other new stream comes from the same address, so the
+    streams start in waves of ``sources`` (one per socket): the parent configures a wave's channels,
+    says ("wave", lo, hi), the generator sends 3 ticks with them and answers "ok"."""
+    gen = RtpGenerator(targets, sources=sources)
     conn.send(gen.source_addresses())
-    conn.recv()
+    active = np.zeros(gen.streams, np.bool_)
+    row_of_stream = np.argsort(gen.stream_of_row)
+    while (message := conn.recv()) != "go":
+        _, lo, hi = message
+        active[row_of_stream[lo:hi]] = True
+        gen.set_active(active)
+        gen.run(3 * TICK)
+        conn.send("ok")
+    gen.set_active(None)
     gen.run(1.0)
     conn.send("warm")
     conn.recv()
@@ -287,12 +307,17 @@ async def _engine_run(
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
     targets = [("127.0.0.1", engine.local_port(c)) for c in channels]
-    proc = ctx.Process(target=_generator, args=(child, targets, seconds), daemon=True)
+    proc = ctx.Process(target=_generator, args=(child, targets, seconds, SOURCES), daemon=True)
     proc.start()
     loop = asyncio.get_running_loop()
     sources = await loop.run_in_executor(None, parent.recv)
-    for channel, source in zip(channels, sources, strict=True):
-        engine.configure(channel, remote=source, codec="PCMU", payload_type=0, telephone_event_pt=101)
+    for lo in range(0, streams, SOURCES):
+        hi = min(streams, lo + SOURCES)
+        for channel, source in zip(channels[lo:hi], sources[lo:hi], strict=True):
+            engine.configure(channel, remote=source, codec="PCMU", payload_type=0, telephone_event_pt=101)
+        await asyncio.sleep(0.005)  # the configuration reaches the workers before the packets
+        parent.send(("wave", lo, hi))
+        assert await loop.run_in_executor(None, parent.recv) == "ok"
     for i in range(0, streams - 1, 2):
         engine.bridge(channels[i], channels[i + 1])
     parent.send("go")
