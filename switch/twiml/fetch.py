@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote_plus, urlencode, urljoin, urlsplit, urlunsplit
 
 from switch import __version__
 from switch.twiml.audio import AudioCache
@@ -131,6 +131,8 @@ class WebhookClient:
         self.settings = settings
         self.audio_cache = audio_cache if audio_cache is not None else AudioCache()
         self._client: HttpClient | None = None
+        self._egress_ok: dict[str, bool] = {}
+        """Hosts ``--egress-allow`` let through (its answer for an address does not change)."""
         self._fields = f"User-Agent: {USER_AGENT}\r\nAccept: */*\r\n"
         self._background: set[asyncio.Future[object]] = set()
         # Local documents and audio: path -> ((mtime_ns, size, inode, limit), bytes); resources by URL.
@@ -221,6 +223,8 @@ class WebhookClient:
         allowed = self.settings.egress_allowed
         if allowed is None:
             return
+        if self._egress_ok.get(target.host):
+            return
         host = target.host
         if host == "localhost":
             host = "127.0.0.1"
@@ -230,6 +234,9 @@ class WebhookClient:
             )
         if not allowed(host):
             raise FetchError(CONNECT_FAILURE, f"{url}: {host} is outside --egress-allow", url=url)
+        if len(self._egress_ok) >= LOCAL_CACHE_ENTRIES:
+            self._egress_ok.clear()
+        self._egress_ok[target.host] = True
 
     async def _fetch_http(self, url: str, method: str, params: Mapping[str, str]) -> FetchedDocument:
         _, body, final_url = await self._request(url, method, params, MAX_DOCUMENT_BYTES, audio=False)
@@ -351,9 +358,18 @@ def _is_ip_literal(host: str) -> bool:
     return True
 
 
+_PLAIN = re.compile(r"[A-Za-z0-9_.~-]*").fullmatch
+"""What ``quote_plus`` leaves as it is (most values: SIDs, statuses, numbers)."""
+
+
+def _quote(text: str) -> str:
+    return text if _PLAIN(text) else quote_plus(text)
+
+
 def _form(params: Mapping[str, str]) -> bytes:
-    """application/x-www-form-urlencoded, as HTML forms (and aiohttp) write it."""
-    return urlencode(params).encode("ascii")
+    """application/x-www-form-urlencoded, as HTML forms (and aiohttp, through ``urlencode``) write it;
+    plain values skip the quoting machinery."""
+    return "&".join([f"{_quote(k)}={_quote(v)}" for k, v in params.items()]).encode("ascii")
 
 
 def _with_query(url: str, params: Mapping[str, str]) -> str:
