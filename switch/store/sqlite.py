@@ -1,14 +1,15 @@
 """The embedded store: SQLite in the data directory, driven by one small dedicated thread.
 
 The thread owns the only connection. Requests (writes and reads alike) go through one FIFO queue, so they
-are applied in the order they were made and a read sees every write made before it. Writes nobody waits on
-at once (call records, notifications) are gathered on the event loop for up to ``WRITE_WINDOW`` and handed
-over as one batch (a read, or ``flush``, hands over at once whatever is gathered before it): under load
-that is one queue hand-over, one thread wake-up and one transaction per window, not per record. The thread
-takes whatever is queued, runs it in one transaction, commits, and only then resolves the futures: a caller
-told "saved" (or shown a record) knows it is on disk. WAL with ``synchronous=NORMAL`` keeps a commit durable
-against a crash of the process (SIGKILL), which is the failure the switch guards against; a power cut may
-lose the last commits.
+are applied in the order they were made and a read sees every write made before it. A write nobody waits on
+at once (call records, notifications) goes to the thread at once when none went in the last ``WRITE_WINDOW``;
+otherwise it is gathered on the event loop until that window is over and handed over with the others as one
+batch (a read, or ``flush``, hands over at once whatever is gathered before it). Under load that is one
+queue hand-over, one thread wake-up and one transaction per window, not per record; a lone write is not
+delayed. The thread takes whatever is queued, runs it in one transaction, commits, and only then resolves
+the futures: a caller told "saved" (or shown a record) knows it is on disk. WAL with ``synchronous=NORMAL``
+keeps a commit durable against a crash of the process (SIGKILL), which is the failure the switch guards
+against; a power cut may lose the last commits.
 
 The schema is versioned with ``PRAGMA user_version``; `MIGRATIONS[n]` takes version n to n + 1.
 """
@@ -140,6 +141,7 @@ class SQLiteStore:
         self._gathered: list[_Job] = []
         """Requests not yet handed to the thread, in order."""
         self._hand_over_handle: asyncio.TimerHandle | None = None
+        self._handed_over_at = float("-inf")
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._seq = 0
@@ -262,7 +264,11 @@ class SQLiteStore:
         if not gather:
             self._hand_over()
         elif self._hand_over_handle is None:
-            self._hand_over_handle = loop.call_later(WRITE_WINDOW, self._hand_over)
+            due = self._handed_over_at + WRITE_WINDOW
+            if loop.time() >= due:  # the first write in a while goes at once
+                self._hand_over()
+            else:
+                self._hand_over_handle = loop.call_at(due, self._hand_over)
         return future
 
     def _hand_over(self) -> None:
@@ -273,6 +279,8 @@ class SQLiteStore:
         if self._gathered:
             jobs, self._gathered = self._gathered, []
             self._jobs.put(jobs)
+            assert self._loop is not None
+            self._handed_over_at = self._loop.time()
 
     def _write(self, work: Callable[[sqlite3.Connection], None]) -> asyncio.Future[None]:
         future = self._submit(work, gather=True)
