@@ -163,6 +163,9 @@ def _restamp(headers: Headers, top_via: str) -> Headers:
     vias = headers.get_all("Via")
     if not vias or vias[0] == top_via:
         return headers
+    replaced = headers.replace_field("Via", vias[0], top_via)  # the top Via alone on its line
+    if replaced is not None:
+        return replaced
     out = Headers()
     placed = False
     for name, value in headers.items():

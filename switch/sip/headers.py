@@ -163,6 +163,32 @@ class Headers:
         if self.parsed:
             self.parsed.clear()
 
+    def extend(self, fields: Iterable[tuple[str, str]]) -> None:
+        """Append header fields in order (``add`` for each, in one pass)."""
+        items = self._items
+        keys = _KEYS
+        for name, value in fields:
+            entry = keys.get(name)
+            if entry is None:
+                entry = _key(name)
+            items.append((entry[0], entry[1], value))
+        if self.parsed:
+            self.parsed.clear()
+
+    def replace_field(self, name: str, old: str, new: str) -> Headers | None:
+        """A copy with the first field of ``name`` changed from ``old`` to ``new``; None when the first
+        field of that name is not exactly ``old`` (a comma list, say)."""
+        key = _key(name)[0]
+        for i, item in enumerate(self._items):
+            if item[0] == key:
+                if item[2] != old:
+                    return None
+                copy = Headers()
+                copy._items = items = list(self._items)
+                items[i] = (key, item[1], new)
+                return copy
+        return None
+
     def set(self, name: str, value: str) -> None:
         """Replace every field of this name by one, at the position of the first (or at the end)."""
         key, canon = _key(name)
@@ -404,12 +430,31 @@ def _parse_quoted(text: str, start: int) -> tuple[str, int]:
     raise SipParseError(f"unterminated quoted string in {text!r}")
 
 
+_NAME_ADDRS: dict[str, NameAddr] = {}
+PARSE_CACHE_LIMIT = 4096
+"""Values kept by ``parse_name_addr`` (and ``parse_uri``); the cache is emptied when it holds this many."""
+
+
 def parse_name_addr(text: str) -> NameAddr:
     """Parse ``"Name" <uri>;params``, ``Name <uri>;params`` or ``uri;params`` (addr-spec).
 
     In the addr-spec form every ';' after the URI starts a header parameter (RFC 3261 20.10),
     and a URI carrying ',', '?' or ';' of its own must be written in <> (so it is rejected here).
+
+    The same text gives the same object (a call's From, To and Contact come back in every message of its
+    dialog): the result is shared, treat it as read-only (``dialog.with_tag`` makes a changed copy).
     """
+    found = _NAME_ADDRS.get(text)
+    if found is not None:
+        return found
+    parsed = _parse_name_addr(text)
+    if len(_NAME_ADDRS) >= PARSE_CACHE_LIMIT:
+        _NAME_ADDRS.clear()
+    _NAME_ADDRS[text] = parsed
+    return parsed
+
+
+def _parse_name_addr(text: str) -> NameAddr:
     text = text.strip()
     display: str | None = None
     if text.startswith('"'):

@@ -121,6 +121,7 @@ def reason_phrase(status: int) -> str:
 _SINGLETONS = ("Call-ID", "From", "To", "CSeq", "Max-Forwards", "Content-Type")
 _SINGLETON_KEYS = tuple((name.lower(), name) for name in _SINGLETONS)
 _DIGITS_RE = re.compile(r"[0-9]+\Z")
+_SPACE_RE = re.compile(r"\s")
 _CONTENT_TYPE_RE = re.compile(
     r"\s*([A-Za-z0-9\-.!%*_+`'~]+)\s*/\s*([A-Za-z0-9\-.!%*_+`'~]+)\s*(?:;.*)?\Z", re.S
 )
@@ -160,7 +161,7 @@ class _Accessors:
         call_id = parsed.get("Call-ID")
         if call_id is None:
             value = self._required("Call-ID").strip()
-            if not value or any(c.isspace() for c in value):
+            if not value or _SPACE_RE.search(value) is not None:
                 raise SipParseError(f"malformed Call-ID {value!r}")
             call_id = parsed["Call-ID"] = value
         return cast(str, call_id)
@@ -381,8 +382,7 @@ def _parse(data: bytes) -> Request | Response:
     start_line, fields = _header_lines(head)
     msg = _parse_start_line(start_line)
     headers = msg.headers
-    for name, value in fields:
-        headers.add(name, value)
+    headers.extend(fields)
     length = _content_length(headers.get_all("Content-Length"))
     available = len(data) - body_start
     if length is None:
@@ -431,7 +431,7 @@ def make_response(
     if to is not None:
         if to_tag is not None and status != 100:
             try:
-                has_tag = parse_name_addr(to).tag is not None
+                has_tag = request.to.tag is not None
             except SipParseError:
                 has_tag = True
             if not has_tag:

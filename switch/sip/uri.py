@@ -188,8 +188,26 @@ def _parse_sip(scheme: str, rest: str, whole: str) -> SipURI:
     return SipURI(scheme, user, password, host, port, params, headers, raw)
 
 
+_URIS: dict[str, SipURI | AbsoluteURI] = {}
+_URIS_LIMIT = 4096
+
+
 def parse_uri(text: str) -> SipURI | AbsoluteURI:
-    """Parse a SIP/SIPS URI or an absolute URI of another scheme; raises SipParseError."""
+    """Parse a SIP/SIPS URI or an absolute URI of another scheme; raises SipParseError.
+
+    The same text gives the same object (a dialog's URIs recur in every message): the result is shared,
+    treat it as read-only."""
+    found = _URIS.get(text)
+    if found is not None:
+        return found
+    parsed = _parse_uri(text)
+    if len(_URIS) >= _URIS_LIMIT:
+        _URIS.clear()
+    _URIS[text] = parsed
+    return parsed
+
+
+def _parse_uri(text: str) -> SipURI | AbsoluteURI:
     scheme, colon, rest = text.partition(":")
     if not colon or not _SCHEME_RE.match(scheme):
         raise SipParseError(f"bad URI scheme in {text!r}", 400)
