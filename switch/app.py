@@ -226,6 +226,7 @@ class Switch:
 
         manager: CallManager | None = None
         metrics = Metrics()
+        metrics.watch_media(media)
         interpreter_settings.on_webhook = metrics.observe_webhook
 
         def on_event(event: object) -> None:

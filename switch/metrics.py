@@ -1,9 +1,11 @@
 """Prometheus metrics for `/metrics` (PyPI `prometheus-client`), one registry per switch.
 
 What the hot paths pay: a counter increment per call status change, per SIP response and per webhook; one
-histogram observation per media tick and per loop-lag probe. Gauges that a scrape can compute (active calls,
-RTP totals) are read at scrape time from the objects that already count them, so they cost nothing per
-packet. The HTTP server mounts `Metrics.exposition()` with `CONTENT_TYPE`.
+histogram observation per loop-lag probe. What a scrape can compute (active calls, RTP totals, the media
+tick histogram) is read at scrape time from the objects that already count it (`watch_media`: the media
+engine's `counters()`, numpy sums over its channel arrays; with media workers, their once-a-second
+reports), so it costs nothing per packet or per tick here. The HTTP server mounts `Metrics.exposition()`
+with `CONTENT_TYPE`.
 
 Names (all prefixed `switch_`):
     active_calls                    gauge      live calls (CallManager.calls)
@@ -11,9 +13,12 @@ Names (all prefixed `switch_`):
     calls_per_second                gauge      calls that ended over the last `window` seconds, per second
     sip_responses_total{code,direction}  counter  SIP responses sent / received, by status code
     rtp_packets_total{direction}    counter    RTP packets received / sent (from the media engine)
+    rtp_octets_total{direction}     counter    RTP payload octets received / sent
     rtp_packets_lost_total          counter    RTP packets lost (sequence gaps)
+    rtp_packets_discarded_total{reason}  counter  received packets the jitter buffers dropped: late duplicate
+    rtp_concealed_frames_total      counter    20 ms frames the jitter buffers concealed (lost or late)
     rtp_jitter_seconds              gauge      mean interarrival jitter over live channels (RFC 3550)
-    media_tick_seconds              histogram  duration of one media tick
+    media_tick_seconds              histogram  duration of one media tick (every engine or worker)
     webhook_seconds                 histogram  webhook request latency, connect to last byte
     event_loop_lag_seconds          histogram  lateness of the loop-lag probe (switch.overload)
     event_loop_lag_max_seconds      gauge      the largest lag since the previous scrape
@@ -24,6 +29,7 @@ Names (all prefixed `switch_`):
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import time
 from collections.abc import Callable, Iterable, Sized
@@ -31,8 +37,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
+
+from switch.media.engine_types import TICK_BOUNDS, MediaCounters
 
 __all__ = ["CONTENT_TYPE", "FINAL_STATUSES", "Metrics", "RtpTotals"]
 
@@ -40,7 +48,7 @@ __all__ = ["CONTENT_TYPE", "FINAL_STATUSES", "Metrics", "RtpTotals"]
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 FINAL_STATUSES = ("completed", "busy", "no-answer", "failed", "canceled")
 
-TICK_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
+TICK_BUCKETS = TICK_BOUNDS
 WEBHOOK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0)
 LAG_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
 
@@ -53,6 +61,17 @@ class RtpTotals:
     sent: int
     lost: int
     jitter_seconds: float  # mean RFC 3550 interarrival jitter over live channels
+    received_octets: int = 0
+    sent_octets: int = 0
+    late: int = 0
+    duplicate: int = 0
+    concealed: int = 0
+
+
+class _MediaSource(Protocol):
+    """What the metrics need of a media engine (in process or in workers)."""
+
+    def counters(self) -> MediaCounters: ...  # pragma: no cover - a protocol
 
 
 class _CallSource(Protocol):
@@ -90,20 +109,52 @@ class _ScrapeTimeCollector:
             for field in dataclasses.fields(counts):
                 events.add_metric([field.name], float(getattr(counts, field.name)))
             yield events
+        counters = owner.media.counters() if owner.media is not None else None
+        yield owner.tick_histogram(counters)
         source = owner.rtp_source
-        if source is None:
+        if counters is not None:
+            totals = _totals(counters)
+        elif source is not None:
+            totals = source()
+        else:
             return
-        totals = source()
         packets = CounterMetricFamily("switch_rtp_packets", "RTP packets", labels=["direction"])
         packets.add_metric(["received"], float(totals.received))
         packets.add_metric(["sent"], float(totals.sent))
         yield packets
+        octets = CounterMetricFamily("switch_rtp_octets", "RTP payload octets", labels=["direction"])
+        octets.add_metric(["received"], float(totals.received_octets))
+        octets.add_metric(["sent"], float(totals.sent_octets))
+        yield octets
         lost = CounterMetricFamily("switch_rtp_packets_lost", "RTP packets lost (sequence gaps)")
         lost.add_metric([], float(totals.lost))
         yield lost
+        discarded = CounterMetricFamily(
+            "switch_rtp_packets_discarded", "RTP packets the jitter buffers dropped", labels=["reason"]
+        )
+        discarded.add_metric(["late"], float(totals.late))
+        discarded.add_metric(["duplicate"], float(totals.duplicate))
+        yield discarded
+        concealed = CounterMetricFamily("switch_rtp_concealed_frames", "Frames the jitter buffers concealed")
+        concealed.add_metric([], float(totals.concealed))
+        yield concealed
         jitter = GaugeMetricFamily("switch_rtp_jitter_seconds", "Mean interarrival jitter of live channels")
         jitter.add_metric([], totals.jitter_seconds)
         yield jitter
+
+
+def _totals(counters: MediaCounters) -> RtpTotals:
+    return RtpTotals(
+        received=counters.packets_received,
+        sent=counters.packets_sent,
+        lost=counters.lost,
+        jitter_seconds=counters.jitter_seconds,
+        received_octets=counters.octets_received,
+        sent_octets=counters.octets_sent,
+        late=counters.late,
+        duplicate=counters.duplicate,
+        concealed=counters.concealed,
+    )
 
 
 class Metrics:
@@ -113,6 +164,9 @@ class Metrics:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         self.window = window
         self.rtp_source: Callable[[], RtpTotals] | None = None
+        self.media: _MediaSource | None = None
+        self._tick_counts = [0] * (len(TICK_BOUNDS) + 1)
+        self._tick_sum = 0.0
         self.guard_source: Callable[[], Any] | None = None
         self._active: Callable[[], int] = lambda: 0
         self._lag_peak = 0.0
@@ -131,9 +185,6 @@ class Metrics:
             registry=self.registry,
         )
         self._responses: dict[tuple[int, str], Counter] = {}
-        self.tick_seconds = Histogram(
-            "switch_media_tick_seconds", "Media tick duration", buckets=TICK_BUCKETS, registry=self.registry
-        )
         self.webhook_seconds = Histogram(
             "switch_webhook_seconds", "Webhook latency", buckets=WEBHOOK_BUCKETS, registry=self.registry
         )
@@ -151,6 +202,10 @@ class Metrics:
 
     def set_rtp_source(self, source: Callable[[], RtpTotals]) -> None:
         self.rtp_source = source
+
+    def watch_media(self, media: _MediaSource) -> None:
+        """Export the media engine's RTP totals and tick histogram (``media.counters()``) at scrape time."""
+        self.media = media
 
     def watch_guard(self, counts: Callable[[], Any]) -> None:
         """Export the SIP source guard's counters (``lambda: guard.counts``, a dataclass of ints) at scrape
@@ -181,7 +236,24 @@ class Metrics:
         child.inc()
 
     def observe_tick(self, seconds: float) -> None:
-        self.tick_seconds.observe(seconds)
+        """One tick's duration, for an engine not behind `watch_media` (which counts its own)."""
+        self._tick_counts[bisect.bisect_left(TICK_BOUNDS, seconds)] += 1
+        self._tick_sum += seconds
+
+    def tick_histogram(self, counters: MediaCounters | None) -> HistogramMetricFamily:
+        """The media tick histogram: what `observe_tick` saw plus the engine's own counts."""
+        counts, total = list(self._tick_counts), self._tick_sum
+        if counters is not None:
+            counts = [a + b for a, b in zip(counts, counters.tick_counts, strict=True)]
+            total += counters.tick_seconds
+        buckets: list[tuple[str, float]] = []
+        cumulative = 0
+        for bound, count in zip([*TICK_BOUNDS, float("inf")], counts, strict=True):
+            cumulative += count
+            buckets.append(("+Inf" if bound == float("inf") else repr(bound), float(cumulative)))
+        return HistogramMetricFamily(
+            "switch_media_tick_seconds", "Media tick duration", buckets=buckets, sum_value=total
+        )
 
     def observe_webhook(self, seconds: float) -> None:
         self.webhook_seconds.observe(seconds)
