@@ -79,6 +79,10 @@ class CoreSettings:
     allowed_methods: frozenset[str] = DEFAULT_METHODS
     supported: frozenset[str] = frozenset()
     accepted_content_types: frozenset[str] = frozenset({"application/sdp"})
+    trying_delay: float = 0.0
+    """Seconds a new INVITE waits for the application's own provisional or final response before the
+    core sends 100 Trying (RFC 3261 §17.2.1: the 100 may be left out when the TU answers within 200 ms);
+    0 sends it at once."""
 
 
 @dataclass(slots=True)
@@ -122,6 +126,7 @@ class _Entry:
     scheduled: float | None = None
     merged_key: tuple[str, str, int, str] | None = None
     source_ip: str = ""  # server side: the address the request came from (not what its Via claims)
+    trying_due: bool = False  # server INVITE: 100 Trying not sent yet, and not needed once it answers
 
 
 def _new_tag() -> str:
@@ -201,6 +206,7 @@ class SipCore:
         self._events: deque[Event] = deque()
         self._out: list[Outgoing] = []
         self._heap: list[tuple[float, int, str]] = []
+        self._trying: deque[tuple[float, _Entry]] = deque()  # deferred 100 Trying, in deadline order
         self._ids = itertools.count(1)
         self.bounds = ResourceBounds()
         self.on_auth_failure: Callable[[str, float], object] | None = None
@@ -254,17 +260,28 @@ class SipCore:
 
     def next_timer(self) -> float | None:
         """The earliest transaction deadline, or None when no timer runs."""
+        trying = self._trying
+        while trying and not trying[0][1].trying_due:
+            trying.popleft()
+        first = trying[0][0] if trying else None
         heap = self._heap
         while heap:
             deadline, _, tx_id = heap[0]
             entry = self._entries.get(tx_id)
             if entry is not None and entry.scheduled == deadline:
-                return deadline
+                return deadline if first is None or deadline < first else first
             heapq.heappop(heap)
-        return None
+        return first
 
     def handle_timer(self, now: float) -> None:
         """Fire every transaction timer due at ``now``."""
+        trying = self._trying
+        while trying and trying[0][0] <= now:
+            _, pending = trying.popleft()
+            if pending.trying_due:
+                pending.trying_due = False
+                if pending.tx.state is TxState.PROCEEDING:
+                    self._send_response(pending, make_response(pending.request, 100), now)
         heap = self._heap
         while heap and heap[0][0] <= now:
             deadline, _, tx_id = heapq.heappop(heap)
@@ -307,6 +324,7 @@ class SipCore:
             self._send_response(entry, response, now)
         except TransactionStateError:
             return False
+        entry.trying_due = False  # the application answered in time: no 100 Trying (§17.2.1)
         if response.status in (401, 407) and self.on_auth_failure is not None:
             if credentials_refused(request.headers, headers):
                 self.on_auth_failure(entry.source_ip, now)
@@ -550,8 +568,13 @@ class SipCore:
     ) -> _Entry:
         entry = self._new_server(req, key, route, transport, connection, now)
         entry.dialog_id = did
-        if req.method == "INVITE":  # §17.2.1: 100 Trying at once; the application may take its time
-            self._send_response(entry, make_response(req, 100), now)
+        if req.method == "INVITE":  # §17.2.1: 100 Trying, unless the application answers in time
+            delay = self.settings.trying_delay
+            if delay > 0:
+                entry.trying_due = True
+                self._trying.append((now + delay, entry))
+            else:
+                self._send_response(entry, make_response(req, 100), now)
         self._events.append(RequestReceived(req, source, transport, connection, did, entry.tx.id))
         return entry
 

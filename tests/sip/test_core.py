@@ -321,3 +321,46 @@ def test_reinvite_in_dialog_is_acknowledged_through_the_dialog() -> None:
     (ack,) = events(c)
     assert isinstance(ack, AckReceived) and ack.request.cseq.seq == 2
     assert fire_until(c, 30.0) == []
+
+
+# -- 100 Trying left out when the application answers in time (RFC 3261 §17.2.1, CoreSettings.trying_delay)
+
+
+def test_a_provisional_response_within_the_trying_delay_replaces_100_trying() -> None:
+    c = core(trying_delay=0.1)
+    c.receive(request(), SRC, 0.0)
+    assert codes(c) == [] and c.next_timer() == 0.1
+    (ev,) = events(c)
+    assert isinstance(ev, RequestReceived)
+    assert c.respond(ev, make_response(ev.request, 180, to_tag="uas"), 0.02)
+    assert codes(c) == [180]
+    # The deferred 100 is dropped: the Trying deadline is no timer any more, and firing it sends nothing.
+    assert c.next_timer() != 0.1
+    c.handle_timer(0.1)
+    assert codes(c) == []
+    assert c.respond(ev, make_response(ev.request, 200, to_tag="uas"), 0.2)
+    assert codes(c) == [200]
+
+
+def test_an_invite_left_unanswered_gets_100_trying_at_the_delay_and_retransmissions_get_it_again() -> None:
+    c = core(trying_delay=0.1)
+    c.receive(request(), SRC, 0.0)
+    assert codes(c) == []
+    (ev,) = events(c)
+    assert isinstance(ev, RequestReceived)
+    log = fire_until(c, 0.15)
+    assert [(when, parse_message(o.data).status) for when, o in log] == [(0.1, 100)]  # type: ignore[union-attr]
+    c.receive(request(), SRC, 0.5)  # the INVITE retransmitted: the transaction repeats its provisional
+    assert codes(c) == [100] and events(c) == []
+    assert c.respond(ev, make_response(ev.request, 486, to_tag="uas"), 0.6)
+    assert codes(c) == [486]
+
+
+def test_a_cancel_before_the_trying_delay_gets_200_and_487_and_no_late_100() -> None:
+    c = core(trying_delay=0.1)
+    c.receive(request(), SRC, 0.0)
+    events(c)
+    c.receive(request("CANCEL", cseq="1 CANCEL"), SRC, 0.01)
+    assert sorted(codes(c)) == [200, 487]
+    assert [e.__class__ for e in events(c)] == [CancelReceived]
+    assert [o for _, o in fire_until(c, 0.2)] == []
