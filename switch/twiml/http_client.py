@@ -125,7 +125,7 @@ def parse_target(url: str) -> Target:
     return Target(scheme, host, port, path, host_header, authorization)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Response:
     """A response: status, header fields (names lower-cased, repeated fields joined with ``, ``), body."""
 
@@ -199,13 +199,16 @@ class ResponseParser:
                     return None
             elif state == _LENGTH:
                 take = min(self._remaining, len(buf))
-                self._append(buf, take)
+                if take:
+                    self._append(buf, take)
+                    buf = self._buf
                 self._remaining -= take
                 if self._remaining == 0 or self._truncated:
                     return self._finish()
                 return None
             elif state == _UNTIL_CLOSE:
                 self._append(buf, len(buf))
+                buf = self._buf
                 if self._truncated:
                     return self._finish()
                 return None
@@ -225,6 +228,7 @@ class ResponseParser:
             elif state == _CHUNK_DATA:
                 take = min(self._remaining, len(buf))
                 self._append(buf, take)
+                buf = self._buf
                 self._remaining -= take
                 if self._truncated:
                     return self._finish()
@@ -260,6 +264,10 @@ class ResponseParser:
         raise ProtocolViolation("connection closed in the middle of the response")
 
     def _append(self, buf: bytearray, take: int) -> None:
+        if take == len(buf) and not self._body and take <= self._limit:
+            self._body = buf  # the common case: the whole body, and nothing after it
+            self._buf = bytearray()
+            return
         room = self._limit + 1 - len(self._body)
         if take >= room:
             self._body += buf[:room]
@@ -278,42 +286,46 @@ class ResponseParser:
     def _head(self) -> bool:
         """Parse the status line and header fields once they are all in; False while incomplete."""
         buf = self._buf
-        if len(buf) >= 5 and buf[:5] != b"HTTP/":
+        if not buf.startswith(b"HTTP/") and len(buf) >= 5:
             raise ProtocolViolation(f"not an HTTP response: {bytes(buf[:20])!r}")
         end = buf.find(b"\r\n\r\n")
         if end < 0:
             if len(buf) > MAX_HEAD_BYTES:
                 raise ProtocolViolation("response head too long")
             return False
-        lines = bytes(buf[:end]).split(b"\r\n")
+        lines = buf[:end].decode("latin-1").split("\r\n")
         del buf[: end + 4]
         status_line = lines[0]
         version = status_line[:9]
-        if version not in (b"HTTP/1.1 ", b"HTTP/1.0 ") or len(status_line) < 12:
-            raise ProtocolViolation(f"bad status line {status_line[:40]!r}")
         code = status_line[9:12]
-        if not code.isdigit() or (len(status_line) > 12 and status_line[12:13] != b" "):
+        if (
+            version not in ("HTTP/1.1 ", "HTTP/1.0 ")
+            or len(code) != 3
+            or not code.isdigit()
+            or not code.isascii()
+            or status_line[12:13] not in ("", " ")
+        ):
             raise ProtocolViolation(f"bad status line {status_line[:40]!r}")
         status = int(code)
         if status < 100:
             raise ProtocolViolation(f"bad status code {status}")
         headers: dict[str, str] = {}
         for line in lines[1:]:
-            name, colon, value = line.partition(b":")
-            if not colon or not name or name != name.strip() or line[:1] in (b" ", b"\t"):
+            name, colon, value = line.partition(":")
+            if not colon or not name or name[0] in " \t" or name[-1] in " \t":
                 raise ProtocolViolation(f"bad header field {line[:40]!r}")
-            key = name.decode("latin-1").lower()
-            text = value.strip(b" \t").decode("latin-1")
-            headers[key] = f"{headers[key]}, {text}" if key in headers else text
+            key = name.lower()
+            value = value.strip(" \t")
+            headers[key] = f"{headers[key]}, {value}" if key in headers else value
         if 100 <= status < 200:
             if status == 101:
                 raise ProtocolViolation("unexpected 101 Switching Protocols")
             return True  # an interim response (100 Continue, 103 Early Hints): the final one follows
         self._status = status
-        self._reason = status_line[13:].decode("latin-1")
+        self._reason = status_line[13:]
         self._headers = headers
-        connection = headers.get("connection", "").lower()
-        self.keep_alive = version == b"HTTP/1.1 " and "close" not in connection
+        connection = headers.get("connection")
+        self.keep_alive = version == "HTTP/1.1 " and (connection is None or "close" not in connection.lower())
         if self._no_body or status in (204, 304):
             self._remaining = 0
             self.state = _LENGTH
@@ -327,11 +339,12 @@ class ResponseParser:
                 self.state = _UNTIL_CLOSE
                 self.keep_alive = False
         elif length is not None:
-            lengths = {v.strip() for v in length.split(",")}
-            first = lengths.pop()
-            if lengths or not first.isdigit():
-                raise ProtocolViolation(f"bad Content-Length {length[:40]!r}")
-            self._remaining = int(first)
+            if not (length.isdigit() and length.isascii()):
+                lengths = {v.strip() for v in length.split(",")}
+                length = lengths.pop()
+                if lengths or not (length.isdigit() and length.isascii()):
+                    raise ProtocolViolation(f"bad Content-Length {headers['content-length'][:40]!r}")
+            self._remaining = int(length)
             self.state = _LENGTH
         else:
             self.state = _UNTIL_CLOSE

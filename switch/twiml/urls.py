@@ -7,6 +7,7 @@ works from a wheel as well as from a checkout.
 from __future__ import annotations
 
 import enum
+import functools
 import posixpath
 from urllib.parse import unquote, urljoin, urlsplit
 
@@ -22,6 +23,7 @@ class UrlKind(enum.Enum):
     INVALID = "invalid"
 
 
+@functools.lru_cache(maxsize=1024)
 def url_kind(url: str) -> UrlKind:
     """Classify a URL; a string with no scheme is a file path."""
     scheme = urlsplit(url).scheme.lower()
