@@ -321,7 +321,7 @@ class MediaEngine:
             port = sock.getsockname()[1]
         # From here to the return nothing is awaited: the table and the per-slot lists grow together,
         # so the media tick never sees one without the other.
-        slot = self._table.add()
+        slot = self._table.add(self._random)  # seeded once: no getrandom system calls per channel
         self._pipeline.added(slot)
         if shared is not None:
             shared.add(slot)

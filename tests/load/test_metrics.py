@@ -1,13 +1,22 @@
-"""The /metrics exposition: names, labels and values after feeding known events."""
+"""The /metrics exposition: names, labels and values after feeding known events, and the RTP totals and
+media tick histogram of a real switch with media workers after a SIPp call that streams RTP."""
 
 from __future__ import annotations
 
+import time
+import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from switch.media.engine_types import MediaCounters
 from switch.metrics import CONTENT_TYPE, Metrics, RtpTotals
+from tests.helpers.sipp import run_sipp
+from tests.helpers.switch_process import SwitchProcess
+from tests.media.rtp_peer import tone
+from voicecodecs.g711 import ulaw_encode
 
 
 class FakeManager:
@@ -111,3 +120,66 @@ def test_source_guard_counters_are_read_at_scrape_time() -> None:
     assert got[("switch_sip_guard_events_total", (("event", "auth_failed"),))] == 2.0
     assert got[("switch_sip_guard_events_total", (("event", "auth_blocked"),))] == 1.0
     assert got[("switch_sip_guard_events_total", (("event", "tcp_refused"),))] == 0.0
+
+
+def test_media_counters_of_engines_sum_and_weigh_jitter() -> None:
+    one = MediaCounters(packets_received=10, packets_sent=8, lost=1, jitter_seconds=0.002, receiving=1)
+    two = MediaCounters(packets_received=5, concealed=3, jitter_seconds=0.008, receiving=3)
+    one.tick_counts[0] = 4
+    two.tick_counts[-1] = 1
+    both = one.plus(two)
+    assert (both.packets_received, both.packets_sent, both.lost, both.concealed) == (15, 8, 1, 3)
+    assert both.jitter_seconds == (0.002 + 3 * 0.008) / 4
+    assert both.tick_counts[0] == 4 and both.tick_counts[-1] == 1 and sum(both.tick_counts) == 5
+
+
+def _scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    found: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
+
+
+def test_rtp_totals_and_tick_histogram_of_media_workers_on_metrics(tmp_path: Path) -> None:
+    """A real switch with two media workers answers a SIPp call that streams 60 packets of PCMU: /metrics
+    counts exactly those packets received (the workers' once-a-second reports), none lost, late or
+    duplicated, the silence the switch sent, and the workers' ticks."""
+    sent = tone(440.0, 160 * 60)
+    (tmp_path / "caller.ul").write_bytes(ulaw_encode(sent).tobytes())
+    app = tmp_path / "app.xml"
+    app.write_text('<?xml version="1.0"?><Response><Pause length="2"/><Hangup/></Response>')
+    with SwitchProcess(str(app), extra_args=("--media-workers", "2")) as switch:
+        before = _scrape(switch.http_port)
+        assert before[("switch_rtp_packets_total", (("direction", "received"),))] == 0.0
+        result = run_sipp(
+            "uac-invite-stream-expect-bye.xml",
+            switch.target,
+            service="metrics",
+            timeout=30,
+            extra_args=("-d", "200"),
+            workdir=tmp_path,
+        )
+        assert result.ok, result.errors or result.output[-2000:]
+        received = ("switch_rtp_packets_total", (("direction", "received"),))
+        got = _scrape(switch.http_port)
+        for _ in range(50):  # the workers report once a second
+            if got[received] >= 60.0:
+                break
+            time.sleep(0.1)
+            got = _scrape(switch.http_port)
+    assert got[received] == 60.0
+    assert got[("switch_rtp_octets_total", (("direction", "received"),))] == 60.0 * 160
+    # The switch sent silence from the answer to its BYE: the 2 s pause, 50 packets a second.
+    assert 80.0 <= got[("switch_rtp_packets_total", (("direction", "sent"),))] <= 200.0
+    assert got[("switch_rtp_packets_lost_total", ())] == 0.0
+    assert got[("switch_rtp_packets_discarded_total", (("reason", "late"),))] == 0.0
+    assert got[("switch_rtp_packets_discarded_total", (("reason", "duplicate"),))] == 0.0
+    assert got[("switch_media_tick_seconds_count", ())] >= 80.0  # 2 s of a live channel's ticks
+    assert (
+        got[("switch_media_tick_seconds_bucket", (("le", "+Inf"),))]
+        == got[("switch_media_tick_seconds_count", ())]
+    )
+    assert 0.0 < got[("switch_media_tick_seconds_sum", ())] < got[("switch_media_tick_seconds_count", ())]
