@@ -42,6 +42,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from switch.media.channels import CODECS, FRAME, ChannelTable
+from switch.media.counting import count_closed, live_counters
 from switch.media.dtmf import EventSender
 from switch.media.engine_types import (
     TICK_BOUNDS,
@@ -770,7 +771,10 @@ class MediaEngine:
         if channel in self._private:
             self._private.discard(channel)
         else:
-            self._count_closed(slot)
+            if self.shared is not None:
+                self.shared.fold(slot)
+            sent = int(self._table.tx_packets[slot])
+            count_closed(self._closed, self._protocols[slot].peer, sent, self._pipeline.jitter, slot)
         self._finish_playback(channel)
         recording = self._pipeline.recordings.get(channel)
         if recording is not None:
@@ -808,54 +812,17 @@ class MediaEngine:
         del self._ports_by_id[channel]
 
     # -- counters -----------------------------------------------------------------------------------------
-    def _count_closed(self, slot: int) -> None:
-        if self.shared is not None:
-            self.shared.fold(slot)
-        peer, jitter, closed = self._protocols[slot].peer, self._pipeline.jitter, self._closed
-        sent = int(self._table.tx_packets[slot])
-        closed.packets_received += peer.packets
-        closed.octets_received += peer.octets
-        closed.packets_sent += sent
-        closed.octets_sent += sent * FRAME
-        closed.lost += _lost(peer.extended_max, peer.base_seq, peer.received)
-        closed.late += int(jitter.late[slot])
-        closed.duplicate += int(jitter.duplicate[slot])
-        closed.concealed += int(jitter.concealed[slot])
-
     def counters(self) -> MediaCounters:
-        """Totals since start (see :class:`MediaCounters`): sums over the channel arrays and one pass over
-        the receivers, for a scrape or a worker's report once a second, nothing per packet."""
-        table, jitter, closed = self._table, self._pipeline.jitter, self._closed
-        n = table.n
+        """Totals since start (see :class:`MediaCounters` and :mod:`.counting`); channels opened
+        ``private`` (the trunks between media workers) are left out."""
+        n = self._table.n
         if self.shared is not None:
             self.shared.fold_all()
         counted = np.ones(n, np.bool_)
         for channel in self._private:
             counted[self._slots[channel]] = False
-        received = octets = lost = 0
-        for protocol, count in zip(self._protocols, counted.tolist(), strict=True):
-            if count:
-                peer = protocol.peer
-                received += peer.packets
-                octets += peer.octets
-                lost += _lost(peer.extended_max, peer.base_seq, peer.received)
-        sent = int(table.tx_packets[:n][counted].sum())
-        live = counted & jitter.started[:n]
-        receiving = int(live.sum())
-        return closed.plus(
-            MediaCounters(
-                packets_received=received,
-                octets_received=octets,
-                packets_sent=sent,
-                octets_sent=sent * FRAME,
-                lost=lost,
-                late=int(jitter.late[:n][counted].sum()),
-                duplicate=int(jitter.duplicate[:n][counted].sum()),
-                concealed=int(jitter.concealed[:n][counted].sum()),
-                jitter_seconds=float(jitter.jitter[:n][live].mean()) / 8000.0 if receiving else 0.0,
-                receiving=receiving,
-            )
-        )
+        peers = [protocol.peer for protocol in self._protocols]
+        return self._closed.plus(live_counters(peers, counted, self._table.tx_packets, self._pipeline.jitter))
 
     def stats(self, channel: int) -> ChannelStats:
         slot = self._slot(channel)
@@ -881,11 +848,6 @@ class MediaEngine:
     @property
     def channel_count(self) -> int:
         return self._table.n
-
-
-def _lost(extended_max: int, base_seq: int, received: int) -> int:
-    """Packets lost of a source: expected (from its first to its highest sequence number) less received."""
-    return max(0, extended_max - base_seq + 1 - received) if extended_max >= 0 else 0
 
 
 def _swap_remove(items: list[T], index: int) -> None:

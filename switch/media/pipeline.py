@@ -2,6 +2,9 @@
 
 Order of a tick (all ``(channels, 160)`` arrays allocated in advance):
 
+0. a late tick that stands for skipped ones (``ticks > 1``) first drops, per stream, the whole frames that
+   arrived meanwhile (never the newest), so the receive delay stays what it was instead of growing by the
+   stall (RTP timestamps on the send side jump by the same time in :meth:`ChannelTable.encode`);
 1. players: the next prompt frame of the channels that play (:meth:`ChannelTable.gather`);
 2. receive: every channel's next frame from its jitter buffer (two 10 ms slot copies per row, a present
    flag per half frame);
@@ -144,6 +147,8 @@ class Pipeline:
             return result
         if self.dirty:
             self.compile()
+        if ticks > 1:
+            self._catch_up(n, ticks - 1)
         result.ended = table.gather()
         dst, src = self._pairs_dst, self._pairs_src
         playing = table.playing
@@ -190,6 +195,22 @@ class Pipeline:
             table.encode(audio, ticks)
             self._encode_wideband(audio, result)
         return result
+
+    def _catch_up(self, n: int, frames: int) -> None:
+        """Drop up to ``frames`` whole frames of every started stream, keeping its newest frame buffered."""
+        jitter = self.jitter
+        play = jitter.play[:n]
+        level = jitter.newest[:n] - play
+        level += 0x80000000
+        level &= 0xFFFFFFFF
+        level -= 0x80000000
+        level -= FRAME
+        level //= FRAME
+        np.clip(level, 0, frames, out=level)
+        level *= FRAME
+        level *= jitter.started[:n]
+        play += level
+        play &= 0xFFFFFFFF
 
     def _encode_wideband(self, audio: NDArray[np.int16], result: TickOutput) -> None:
         if self.wideband:
