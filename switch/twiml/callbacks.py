@@ -10,6 +10,7 @@ logged; it never stops or delays a call.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Iterable
@@ -78,23 +79,23 @@ class StatusCallbacks:
         event = event_for(status)
         if event is None or event not in self.events:
             return
-        previous = self._chains.get(call.sid)
+        sid = call.sid
+        previous = self._chains.get(sid)
         params = self._params_now(call, status)  # the call as it is now, not when the request goes out
-        task = asyncio.ensure_future(self._after(previous, call.sid, status, params))
-        self._chains[call.sid] = task
+        task = asyncio.ensure_future(self._after(previous, sid, status, params))
+        self._chains[sid] = task
+        task.add_done_callback(functools.partial(self._forget, sid))
+        self.client.keep(task)  # one task per callback, kept by the client until it is done
 
-        def forget(done: asyncio.Future[None], sid: str = call.sid) -> None:
-            if self._chains.get(sid) is done:
-                del self._chains[sid]
-
-        task.add_done_callback(forget)
-        self.client.background(_wait(task))
+    def _forget(self, sid: str, done: asyncio.Future[None]) -> None:
+        if self._chains.get(sid) is done:
+            del self._chains[sid]
 
     async def _after(
         self, previous: asyncio.Future[None] | None, sid: str, status: str, params: dict[str, str]
     ) -> None:
-        if previous is not None:
-            await asyncio.gather(previous, return_exceptions=True)
+        if previous is not None and not previous.done():
+            await asyncio.wait((previous,))  # in order behind this call's earlier callback; never raises
         await self._send(sid, status, params)
 
     async def notify(self, call: CallInfo, status: str) -> bool:
@@ -148,8 +149,3 @@ class StatusCallbacks:
         if call.sip_response_code is not None:
             params["SipResponseCode"] = str(call.sip_response_code)
         return params
-
-
-async def _wait(task: asyncio.Future[None]) -> None:
-    """Lets ``WebhookClient.drain``/``close`` wait for a chained callback."""
-    await asyncio.gather(task, return_exceptions=True)

@@ -134,7 +134,7 @@ class WebhookClient:
         self._egress_ok: dict[str, bool] = {}
         """Hosts ``--egress-allow`` let through (its answer for an address does not change)."""
         self._fields = f"User-Agent: {USER_AGENT}\r\nAccept: */*\r\n"
-        self._background: set[asyncio.Future[object]] = set()
+        self._background: set[asyncio.Future[Any]] = set()
         # Local documents and audio: path -> ((mtime_ns, size, inode, limit), bytes); resources by URL.
         self._files: dict[str, tuple[tuple[int, int, int, int], bytes]] = {}
         self._resources: dict[tuple[str, int], bytes] = {}
@@ -149,7 +149,11 @@ class WebhookClient:
 
     def background(self, coro: Coroutine[Any, Any, object]) -> None:
         """Run a request that must outlive its call's session (a callback after hangup), kept until done."""
-        task = asyncio.ensure_future(coro)
+        self.keep(asyncio.ensure_future(coro))
+
+    def keep(self, task: asyncio.Future[Any]) -> None:
+        """Hold ``task`` (a request running on its own) until it is done; ``drain`` and ``close`` wait
+        for it."""
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
