@@ -142,6 +142,8 @@ class SQLiteStore:
         """Requests not yet handed to the thread, in order."""
         self._hand_over_handle: asyncio.TimerHandle | None = None
         self._handed_over_at = float("-inf")
+        self._gathered_calls: dict[str, tuple[list[Any], asyncio.Future[None]]] = {}
+        """Call upserts not yet handed over, by CallSid (a later save of the call replaces its values)."""
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._seq = 0
@@ -278,6 +280,7 @@ class SQLiteStore:
             self._hand_over_handle = None
         if self._gathered:
             jobs, self._gathered = self._gathered, []
+            self._gathered_calls.clear()
             self._jobs.put(jobs)
             assert self._loop is not None
             self._handed_over_at = self._loop.time()
@@ -297,17 +300,21 @@ class SQLiteStore:
 
     # -- generic rows -----------------------------------------------------------------------------------
     def _upsert(self, table: str, record: Any) -> asyncio.Future[None]:
+        return self._upsert_row(table, record)[1]
+
+    def _upsert_row(self, table: str, record: Any) -> tuple[list[Any], asyncio.Future[None]]:
+        """Queue the upsert; returns the row's values (seq last: changeable until handed over) and future."""
         kind = type(record)
         prepared = self._upserts.get((table, kind))
         if prepared is None:
             prepared = self._upserts[table, kind] = _prepare_upsert(table, kind)
         sql, values_of = prepared
-        values = (*values_of(record), self._next_seq())
+        values = [*values_of(record), self._next_seq()]
 
         def work(connection: sqlite3.Connection) -> None:
             connection.execute(sql, values)
 
-        return self._write(work)
+        return values, self._write(work)
 
     def _select(
         self, kind: type[R], table: str, where: str, parameters: Sequence[object], *, offset: int, limit: int
@@ -341,7 +348,17 @@ class SQLiteStore:
 
     # -- calls ------------------------------------------------------------------------------------------
     def save_call(self, record: CallRecord) -> asyncio.Future[None]:
-        return self._upsert("calls", record)
+        """Upsert the call. A save of a call whose last save is still gathered (a short call's creation and
+        end, within one window) replaces that one: one row written, and both saves resolve at its commit."""
+        gathered = self._gathered_calls.get(record.sid)
+        if gathered is not None:
+            values, future = gathered
+            values[:-1] = self._upserts["calls", CallRecord][1](record)  # the first save's seq is kept
+            return future
+        values, future = self._upsert_row("calls", record)
+        if self._gathered and self._gathered[-1][1] is future:  # not handed over at once
+            self._gathered_calls[record.sid] = (values, future)
+        return future
 
     async def get_call(self, account_sid: str, sid: str) -> CallRecord | None:
         return await self._one(CallRecord, "calls", account_sid, sid)

@@ -223,6 +223,26 @@ async def test_writes_made_together_commit_together(store: SQLiteStore) -> None:
     assert sorted(c.sid for c in listed) == sorted(call(n).sid for n in range(20, 30))
 
 
+async def test_a_short_calls_creation_and_end_in_one_window_write_one_row_in_creation_order(
+    store: SQLiteStore,
+) -> None:
+    await store.flush()  # a hand-over just now: the saves below are gathered together
+    first, second = (
+        call(40, status="ringing"),
+        replace(call(41, status="ringing"), date_created=call(40).date_created),
+    )
+    created = store.save_call(first)
+    store.save_call(second)
+    ended = store.save_call(replace(first, status="completed", duration=3))
+    await ended
+    assert created.done() and created.exception() is None
+    fetched = await store.get_call(AC, first.sid)
+    assert fetched is not None and (fetched.status, fetched.duration) == ("completed", 3)
+    # Same date_created: the order falls to seq, and the first call keeps the seq of its creation.
+    listed = await store.list_calls(AC, CallFilter(), offset=0, limit=10)
+    assert [c.sid for c in listed] == [second.sid, first.sid]
+
+
 async def test_reopening_keeps_records(tmp_path: Path) -> None:
     first = SQLiteStore(tmp_path / "switch.db")
     await first.open()
