@@ -265,6 +265,11 @@ async def _drive(
         )
         result.setup_s = round(time.monotonic() - t0, 2)
         await asyncio.sleep(0.5)  # the last calls' Dial legs are answered and bridged
+        deadline = time.monotonic() + 10  # under load the switch may dial some callees later still
+        while time.monotonic() < deadline and any(  # noqa: ASYNC110
+            leg.status == 200 and leg.index not in callee.by_index for leg in legs
+        ):
+            await asyncio.sleep(0.1)
         up = [leg for leg in legs if leg.status == 200 and leg.index in callee.by_index]
         result.established = len(up)
         result.setup_failed = calls - len(up)
