@@ -24,6 +24,7 @@ from switch.sip.events import RequestReceived
 from switch.sip.headers import parse_name_addr
 from switch.sip.message import Request, Response, make_response
 from switch.sip.sdp import AudioAnswer
+from switch.twiml.session import CallEnd
 
 if TYPE_CHECKING:
     from switch.calls.manager import CallManager
@@ -127,7 +128,7 @@ class Call:
         self.answered = False
         self.status = "queued"
         self.sip_response_code: int | None = None
-        self.ended = asyncio.Event()
+        self.ended: asyncio.Event = CallEnd()
         self.acked = asyncio.Event()
         """Set when the ACK for our 2xx arrived (inbound) or we sent ours (outbound)."""
         self.digits: asyncio.Queue[str] = asyncio.Queue()

@@ -18,7 +18,7 @@ from switch.twiml.errors import (
 )
 from switch.twiml.fetch import WebhookClient
 from switch.twiml.parser import Document, parse_twiml
-from switch.twiml.session import Action, CallControl, InterpreterSettings, Outcome, RunContext
+from switch.twiml.session import Action, CallControl, CallEnd, InterpreterSettings, Outcome, RunContext
 from switch.twiml.urls import UrlKind, is_local, url_kind
 from switch.twiml.verbs import Reject
 
@@ -97,16 +97,28 @@ class Interpreter:
         if fallback_url:
             self.fallback_url = fallback_url
             self.fallback_method = fallback_method or "POST"
-        if self.call.ended.is_set():
+        ended = self.call.ended
+        if ended.is_set():
             return
         session = asyncio.ensure_future(self._session(app_url, method, twiml))
-        ended = asyncio.ensure_future(self.call.ended.wait())
-        try:
-            await asyncio.wait((session, ended), return_when=asyncio.FIRST_COMPLETED)
-        finally:  # also when run() itself is cancelled: then gather re-raises the cancellation
-            session.cancel()
-            ended.cancel()
-            await asyncio.gather(session, ended, return_exceptions=True)
+        if isinstance(ended, CallEnd):  # the end cancels the session itself: no waiter task
+            ended.add_callback(session.cancel)
+            try:
+                await session
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():  # run() itself was cancelled (and so the session)
+                    raise
+            finally:
+                ended.remove_callback(session.cancel)
+        else:
+            waiter = asyncio.ensure_future(ended.wait())
+            try:
+                await asyncio.wait((session, waiter), return_when=asyncio.FIRST_COMPLETED)
+            finally:  # also when run() itself is cancelled: then gather re-raises the cancellation
+                session.cancel()
+                waiter.cancel()
+                await asyncio.gather(session, waiter, return_exceptions=True)
         if not session.cancelled() and session.exception() is not None:
             exc = session.exception()
             log.error("TwiML session of call %s failed", self.call.sid, exc_info=exc)

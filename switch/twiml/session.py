@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Action",
     "CallControl",
+    "CallEnd",
     "InterpreterSettings",
     "ErrorCallback",
     "Outcome",
@@ -34,6 +35,30 @@ SAMPLE_RATE = 8000
 """Every array crossing CallControl is 8 kHz mono int16."""
 
 log = logging.getLogger("switch.twiml")
+
+
+class CallEnd(asyncio.Event):
+    """A call's ``ended`` event that also runs callbacks when set: the interpreter stops a call's session
+    with one (no waiter task per call). Callbacks run once, in the order added, inside ``set()``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._callbacks: list[Callable[[], object]] = []
+
+    def add_callback(self, callback: Callable[[], object]) -> None:
+        self._callbacks.append(callback)
+
+    def remove_callback(self, callback: Callable[[], object]) -> None:
+        if callback in self._callbacks:
+            self._callbacks.remove(callback)
+
+    def set(self) -> None:
+        if self.is_set():
+            return
+        super().set()
+        callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback()
 
 
 class RecordingInfo(Protocol):
