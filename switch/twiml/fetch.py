@@ -258,17 +258,17 @@ class WebhookClient:
     ) -> tuple[int, bytes, str]:
         """One webhook request, redirects followed (unless under egress rules); (status, body, final URL)."""
         method = method.upper()
+        given = url  # what errors name: the URL as the document (or settings) gave it
         if method == "GET" and params:
             url = _with_query(url, params)
             params = {}
         follow = self.settings.egress_allowed is None
-        first = url
         for _ in range(MAX_HTTP_REDIRECTS + 1):
             try:
                 target = parse_target(url)
             except ValueError as exc:
-                raise FetchError(INVALID_URL, f"invalid URL {url!r}", url=first) from exc
-            self._check_egress(target, url)
+                raise FetchError(INVALID_URL, f"invalid URL {given!r}", url=given) from exc
+            self._check_egress(target, given)
             body = _form(params) if method != "GET" else b""
             fields = self._fields
             if self.settings.auth_token and not audio:
@@ -280,37 +280,37 @@ class WebhookClient:
                 )
             except ProtocolViolation as exc:
                 raise FetchError(
-                    PROTOCOL_VIOLATION, f"HTTP protocol violation by {url}: {exc!r}", url=first
+                    PROTOCOL_VIOLATION, f"HTTP protocol violation by {given}: {exc!r}", url=given
                 ) from exc
             except (ConnectFailure, ResponseTimeoutError) as exc:
-                raise FetchError(CONNECT_FAILURE, f"cannot reach {url}: {exc!r}", url=first) from exc
+                raise FetchError(CONNECT_FAILURE, f"cannot reach {given}: {exc!r}", url=given) from exc
             status = response.status
             if not follow and 300 <= status < 400:
                 raise FetchError(
                     HTTP_RETRIEVAL_FAILURE,
-                    f"HTTP {status} from {url}: redirects are not followed under --egress-allow",
-                    url=first,
+                    f"HTTP {status} from {given}: redirects are not followed under --egress-allow",
+                    url=given,
                 )
             location = response.headers.get("location") if status in REDIRECTS else None
             if location is None:
                 break
             url = urljoin(url, location)
             if url_kind(url) is not UrlKind.HTTP:
-                raise FetchError(HTTP_RETRIEVAL_FAILURE, f"{first}: redirected to {url!r}", url=first)
+                raise FetchError(HTTP_RETRIEVAL_FAILURE, f"{given}: redirected to {url!r}", url=given)
             if status == 303 or (status in (301, 302) and method == "POST"):
                 method, params = "GET", {}
         else:
             raise FetchError(
-                PROTOCOL_VIOLATION, f"{first}: more than {MAX_HTTP_REDIRECTS} HTTP redirects", url=first
+                PROTOCOL_VIOLATION, f"{given}: more than {MAX_HTTP_REDIRECTS} HTTP redirects", url=given
             )
         if status >= 400:
-            raise FetchError(HTTP_RETRIEVAL_FAILURE, f"HTTP {status} from {url}", url=first)
+            raise FetchError(HTTP_RETRIEVAL_FAILURE, f"HTTP {status} from {given}", url=given)
         if not expect_body:
             return status, b"", url
         ctype = response.content_type
         ok = (ctype.startswith("audio/") or ctype in AUDIO_TYPES) if audio else _is_xml(ctype)
         if not ok:
-            raise FetchError(BAD_CONTENT_TYPE, f"content type {ctype!r} from {url}", url=first)
+            raise FetchError(BAD_CONTENT_TYPE, f"content type {ctype!r} from {given}", url=given)
         return status, response.body, url
 
     async def _read_local(self, url: str, limit: int) -> bytes:

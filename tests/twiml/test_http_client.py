@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 from twilio.request_validator import RequestValidator
 
-from switch.twiml.errors import CONNECT_FAILURE, PROTOCOL_VIOLATION, FetchError
+from switch.twiml.errors import CONNECT_FAILURE, HTTP_RETRIEVAL_FAILURE, PROTOCOL_VIOLATION, FetchError
 from switch.twiml.fetch import WebhookClient
 from switch.twiml.http_client import (
     HttpClient,
@@ -421,3 +421,15 @@ async def test_https(tls_server: tuple[int, ssl.SSLContext]) -> None:
             await untrusting.request("GET", target, "", limit=1000)
     finally:
         await untrusting.close()
+
+
+async def test_errors_name_the_url_as_given_without_the_query(
+    server: AppServer, settings: InterpreterSettings
+) -> None:
+    url = server.twiml("/voice", "oops", status=500)
+    async with WebhookClient(settings) as client:
+        with pytest.raises(FetchError) as info:
+            await client.fetch(url, "GET", {"CallSid": "CA1", "From": "+15550100"})
+    assert info.value.code == HTTP_RETRIEVAL_FAILURE and info.value.url == url
+    assert info.value.message == f"HTTP 500 from {url}"
+    assert server.requests[0].query == {"CallSid": "CA1", "From": "+15550100"}
