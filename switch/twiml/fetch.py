@@ -386,7 +386,9 @@ def _quote(text: str) -> str:
 
 def _form(params: Mapping[str, str]) -> bytes:
     """application/x-www-form-urlencoded exactly as ``urlencode`` (and so aiohttp) writes it."""
-    return "&".join([f"{_quote(k)}={_quote(v)}" for k, v in params.items()]).encode("ascii")
+    known = _QUOTED.get
+    pairs = [f"{known(k) or _quote(k)}={known(v) or _quote(v)}" for k, v in params.items()]
+    return "&".join(pairs).encode("ascii")
 
 
 def _with_query(url: str, params: Mapping[str, str]) -> str:
