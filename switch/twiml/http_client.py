@@ -517,7 +517,9 @@ class HttpClient:
         idle = self._idle.get(origin)
         while idle:
             connection = idle.pop()
-            if connection.closed or now - connection.idle_since > self.keepalive:
+            transport = connection.transport
+            stale = now - connection.idle_since > self.keepalive
+            if connection.closed or stale or transport is None or transport.is_closing():
                 connection.close()
                 continue
             return connection
