@@ -31,7 +31,6 @@ import itertools
 import logging
 import random
 import socket
-import struct
 import time
 import uuid
 from collections.abc import Callable
@@ -59,6 +58,7 @@ from switch.media.pipeline import Pipeline
 from switch.media.receiver import UNASSIGNED_SLOT, RtcpReceiver, RtcpSocket, RtpReceiver
 from switch.media.recorder import Recording, RecordingResult, WavWriter
 from switch.media.rtcp import ReceiveCounters, RtcpError, RtcpSession, RtcpStats
+from switch.media.senders import OneByOne
 from switch.media.shared_port import SharedEndpoint, SharedPort
 from switch.media.wideband import OPUS, WIDEBAND
 from voicecodecs.dtmf import digits_to_audio
@@ -86,7 +86,6 @@ DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 _TIMEOUT_CHECK_TICKS = 25
 _RTCP_CHECK_TICKS = 5
 PTIMES = (10, 20, 30, 40, 50, 60)
-_HEADER = struct.Struct("!BBHII")
 
 
 class MediaEngine:
@@ -132,6 +131,16 @@ class MediaEngine:
         self._dtmf_out: dict[int, tuple[EventSender, asyncio.Future[None]]] = {}
         self._recording_futures: dict[int, asyncio.Future[RecordingResult]] = {}
         self._inband_choice: dict[int, bool] = {}
+        self._one_by_one = OneByOne(
+            self._table,
+            self._pipeline.wideband,
+            self._ids,
+            self._slots,
+            self._protocols,
+            self._sendto,
+            self._senders,
+            self._dtmf_out,
+        )
         self._record_keys = itertools.count(1)
         self._next_id = itertools.count(1)
         self._clock: asyncio.Task[None] | None = None
@@ -227,7 +236,7 @@ class MediaEngine:
             shared.ensure(n - 1)
             shared.drain()
         if self._dtmf_out:
-            self._dtmf_tick()
+            self._one_by_one.dtmf_tick()
         out = self._pipeline.run(ticks)
         send = table.sending[:n] & ~table.suppress[:n] & ~self._pipeline.skip[:n]
         views = table.packet_views
@@ -241,9 +250,9 @@ class MediaEngine:
         for slot in rows.tolist():
             sendto[slot](views[slot], protocols[slot].peer.remote)
         if self._senders:
-            self._send_other_ptimes()
+            self._one_by_one.other_ptimes()
         if out.opus:
-            self._send_opus(out.opus)
+            self._one_by_one.opus(out.opus)
         for slot in out.ended:
             self._finish_playback(self._ids[slot])
         callback = self.on_dtmf
@@ -624,74 +633,6 @@ class MediaEngine:
         else:
             self._dtmf_out[channel] = (sender, future)
         return future
-
-    def _dtmf_tick(self) -> None:
-        table = self._table
-        for channel, (sender, future) in list(self._dtmf_out.items()):
-            slot = self._slots[channel]
-            protocol = self._protocols[slot]
-            packet = sender.next(int(table.timestamp[slot]))
-            pending = self._senders.get(channel)
-            if packet is None:
-                table.suppress[slot] = pending is not None or slot in self._pipeline.wideband.opus
-                if sender.done:
-                    del self._dtmf_out[channel]
-                    if not future.done():
-                        future.set_result(None)
-                continue
-            table.suppress[slot] = True
-            if pending is not None:
-                pending.pending.clear()
-                pending.timestamp = (int(table.timestamp[slot]) + FRAME) & 0xFFFFFFFF
-            if not table.sending[slot]:
-                continue
-            marker = 0x80 if packet.marker else 0
-            seq = int(table.seq[slot])
-            header = _HEADER.pack(
-                0x80, marker | protocol.peer.te_pt, seq, packet.timestamp, int(table.packets["ssrc"][slot])
-            )
-            self._sendto[slot](header + packet.payload, protocol.peer.remote)
-            table.seq[slot] = (seq + 1) & 0xFFFF
-            table.tx_packets[slot] += 1
-
-    def _send_other_ptimes(self) -> None:
-        table = self._table
-        for channel, sender in self._senders.items():
-            slot = self._slots[channel]
-            if channel in self._dtmf_out or not table.sending[slot]:
-                sender.pending.clear()
-                sender.timestamp = (int(table.timestamp[slot])) & 0xFFFFFFFF
-                continue
-            sender.pending += table.packets["payload"][slot].tobytes()
-            remote = self._protocols[slot].peer.remote
-            ssrc = int(table.packets["ssrc"][slot])
-            while len(sender.pending) >= sender.size:
-                mpt = int(table.mpt[slot])
-                seq = int(table.seq[slot])
-                header = _HEADER.pack(0x80, mpt, seq, sender.timestamp, ssrc)
-                self._sendto[slot](header + sender.pending[: sender.size], remote)
-                del sender.pending[: sender.size]
-                sender.timestamp = (sender.timestamp + sender.size) & 0xFFFFFFFF
-                table.seq[slot] = (seq + 1) & 0xFFFF
-                table.mpt[slot] = mpt & 0x7F
-                table.tx_packets[slot] += 1
-
-    def _send_opus(self, packets: list[tuple[int, bytes]]) -> None:
-        table = self._table
-        legs = self._pipeline.wideband.opus
-        for slot, payload in packets:
-            leg = legs[slot]
-            if not payload or not table.sending[slot] or self._ids[slot] in self._dtmf_out:
-                leg.timestamp = (leg.timestamp + 960) & 0xFFFFFFFF
-                continue
-            mpt = int(table.mpt[slot])
-            seq = int(table.seq[slot])
-            header = _HEADER.pack(0x80, mpt, seq, leg.timestamp, int(table.packets["ssrc"][slot]))
-            self._sendto[slot](header + payload, self._protocols[slot].peer.remote)
-            leg.timestamp = (leg.timestamp + 960) & 0xFFFFFFFF
-            table.seq[slot] = (seq + 1) & 0xFFFF
-            table.mpt[slot] = mpt & 0x7F
-            table.tx_packets[slot] += 1
 
     # -- recording ----------------------------------------------------------------------------------------
     def record(

@@ -273,6 +273,7 @@ class WorkerMediaEngine:
 
     def _drop(self, worker: _Worker) -> None:
         worker.alive = False
+        worker.spares.clear()
         if worker.link is not None:
             worker.link.close()
         for future in worker.pending.values():
@@ -380,6 +381,8 @@ class WorkerMediaEngine:
             raise
 
     async def _open(self, worker: _Worker, group: str | None, *, private: bool = False) -> _Channel:
+        if not worker.alive:
+            raise MediaError(f"media worker {worker.index} has ended")
         if private:
             local, port = await self._request(worker, ("create", True))
         else:

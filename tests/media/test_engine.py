@@ -12,10 +12,11 @@ from numpy.typing import NDArray
 
 from switch.media.engine import EgressDenied, MediaEngine, UnknownChannel
 from switch.media.rtp import RtpPacket
+from tests.helpers.ports import free_rtp_range
 from voicecodecs.dtmf import digits_to_audio
 from voicecodecs.g711 import alaw_encode, ulaw_encode
 
-PORTS = (41000, 41999)
+PORTS = free_rtp_range(200)
 
 
 def _tone(samples: int, freq: float = 440.0, seed: int = 0) -> NDArray[np.int16]:

@@ -263,4 +263,6 @@ async def test_a_dead_worker_reports_its_channels_as_timed_out(
     assert timed_out == [b]
     with pytest.raises(MediaError, match="has ended"):
         engine.play(b, tone(400.0, 800))
+    with pytest.raises(MediaError, match="has ended"):  # not one of its spare channels
+        await engine.create_channel(near=b)
     assert engine.stats(a).remote[1] > 0  # the other worker carries on
