@@ -11,6 +11,7 @@ Errors::
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -291,7 +292,10 @@ def _optional(kind: str, value: str | None) -> list[str]:
 # Parsing
 
 
+@functools.lru_cache(maxsize=1024)
 def _parse_rtpmap(value: str) -> RtpMap:
+    """An ``a=rtpmap`` value (kept by text: the same few recur in every offer, and the answer reads them
+    more than once)."""
     pt_text, _, encoding = value.strip().partition(" ")
     parts = encoding.strip().split("/")
     try:
