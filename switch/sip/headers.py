@@ -433,6 +433,8 @@ def _parse_quoted(text: str, start: int) -> tuple[str, int]:
 _NAME_ADDRS: dict[str, NameAddr] = {}
 PARSE_CACHE_LIMIT = 4096
 """Values kept by ``parse_name_addr`` (and ``parse_uri``); the cache is emptied when it holds this many."""
+PARSE_CACHE_TEXT = 256
+"""Only texts up to this long are kept (a phone's From/To/Contact is well under it)."""
 
 
 def parse_name_addr(text: str) -> NameAddr:
@@ -448,9 +450,10 @@ def parse_name_addr(text: str) -> NameAddr:
     if found is not None:
         return found
     parsed = _parse_name_addr(text)
-    if len(_NAME_ADDRS) >= PARSE_CACHE_LIMIT:
-        _NAME_ADDRS.clear()
-    _NAME_ADDRS[text] = parsed
+    if len(text) <= PARSE_CACHE_TEXT:  # bounded memory whatever a peer sends
+        if len(_NAME_ADDRS) >= PARSE_CACHE_LIMIT:
+            _NAME_ADDRS.clear()
+        _NAME_ADDRS[text] = parsed
     return parsed
 
 

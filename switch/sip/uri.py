@@ -190,6 +190,7 @@ def _parse_sip(scheme: str, rest: str, whole: str) -> SipURI:
 
 _URIS: dict[str, SipURI | AbsoluteURI] = {}
 _URIS_LIMIT = 4096
+_URIS_TEXT = 256
 
 
 def parse_uri(text: str) -> SipURI | AbsoluteURI:
@@ -201,9 +202,10 @@ def parse_uri(text: str) -> SipURI | AbsoluteURI:
     if found is not None:
         return found
     parsed = _parse_uri(text)
-    if len(_URIS) >= _URIS_LIMIT:
-        _URIS.clear()
-    _URIS[text] = parsed
+    if len(text) <= _URIS_TEXT:  # bounded memory whatever a peer sends
+        if len(_URIS) >= _URIS_LIMIT:
+            _URIS.clear()
+        _URIS[text] = parsed
     return parsed
 
 

@@ -119,3 +119,20 @@ def test_parameters_with_and_without_quoted_strings() -> None:
     assert addr.params == {"tag": "x", "note": '"a;b=c"'}
     headers = Headers([("f", "<sip:a@h>;tag=1")])
     assert headers.get("From") == "<sip:a@h>;tag=1"
+
+
+def test_name_addr_and_uri_parses_are_kept_by_text_and_only_short_texts_are_kept() -> None:
+    from switch.sip import headers, uri
+
+    contact = "<sip:alice@192.0.2.7:5070;transport=udp>;expires=60"
+    first = headers.parse_name_addr(contact)
+    assert headers.parse_name_addr(contact) is first
+    assert str(first.uri) == "sip:alice@192.0.2.7:5070;transport=udp"
+    assert uri.parse_uri("sip:bob@192.0.2.8") is uri.parse_uri("sip:bob@192.0.2.8")
+    long_user = "u" * 300  # a peer's oversized values are parsed but never kept (bounded memory)
+    big = headers.parse_name_addr(f"<sip:{long_user}@192.0.2.9>;tag=x")
+    assert big.tag == "x" and f"<sip:{long_user}@192.0.2.9>;tag=x" not in headers._NAME_ADDRS
+    assert f"sip:{long_user}@192.0.2.9" not in uri._URIS
+    for _ in range(2):  # a malformed value fails every time (errors are not kept)
+        with pytest.raises(SipParseError):
+            headers.parse_name_addr("<sip:alice@192.0.2.7")
