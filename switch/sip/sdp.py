@@ -292,10 +292,18 @@ def _optional(kind: str, value: str | None) -> list[str]:
 # Parsing
 
 
-@functools.lru_cache(maxsize=1024)
 def _parse_rtpmap(value: str) -> RtpMap:
-    """An ``a=rtpmap`` value (kept by text: the same few recur in every offer, and the answer reads them
-    more than once)."""
+    """An ``a=rtpmap`` value; short ones are kept by text (the same few recur in every offer, and the
+    answer reads them more than once), long ones are not (bounded memory whatever a peer sends)."""
+    return _parse_rtpmap_kept(value) if len(value) <= 64 else _parse_rtpmap_text(value)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_rtpmap_kept(value: str) -> RtpMap:
+    return _parse_rtpmap_text(value)
+
+
+def _parse_rtpmap_text(value: str) -> RtpMap:
     pt_text, _, encoding = value.strip().partition(" ")
     parts = encoding.strip().split("/")
     try:
