@@ -7,12 +7,13 @@ Every channel advertises the same port. Each tick drains the RTP socket with ``r
 RTCP on the RTP port with rtcp-mux, RFC 4733, jitter buffer). The tick's packets leave in one ``sendmmsg``
 from the same socket, so a phone sees media come from the port its SDP answer named (symmetric RTP).
 
-Latching without RTP Bleed on a shared port: a packet whose (address, SSRC) no channel claims goes to the
-one channel it can belong to, or nowhere: the channel whose remote is that address (a new SSRC of the same
-peer); else the only channel that may still latch; else the only one that may latch and has received
-nothing yet. When several could take it the packet is dropped and counted in ``unclaimed``: NATed phones
-behind a busy shared port need per-channel sockets, the default. RTCP on the port above is matched the
-same way, by the remote RTP port (its port - 1) and the sender's SSRC.
+Latching without RTP Bleed on a shared port: a packet whose (address, SSRC) no channel claims goes to the one
+channel it can belong to, or nowhere: the channel whose remote is that address (a new SSRC of the same peer,
+once that channel's stream has been silent :data:`SSRC_CHANGE_TICKS` ticks: while it runs, the new SSRC is
+another call of a peer that carries several); else the only channel that may still latch; else the only one
+that may latch and has received nothing yet. When several could take it the packet is dropped and counted in
+``unclaimed``: NATed phones behind a busy shared port need per-channel sockets, the default. RTCP on the port
+above is matched the same way, by the remote RTP port (its port - 1) and the sender's SSRC.
 """
 
 from __future__ import annotations
@@ -34,6 +35,12 @@ if TYPE_CHECKING:
 __all__ = ["SharedEndpoint", "SharedPort"]
 
 FRAME = 160
+SSRC_CHANGE_TICKS = 3
+"""A new SSRC of audio from a channel's own remote address is that channel's new stream only once its
+stream has been silent this many ticks: while it runs, the new stream is another call from the same peer (a
+gateway whose next call's channel is not configured yet), which must never be mixed into this one.
+Telephone events (RFC 4733) are taken whatever their SSRC, as before: some phones send them with one of
+their own."""
 _FAST = {"codec_pt": -1, "stream_ssrc": -1, "extended_max": 0, "pending": 0}
 """The fast path's per-slot arrays and what a free slot holds."""
 _SO_RCVBUFFORCE = 33
@@ -342,7 +349,13 @@ class SharedPort:
             self.unclaimed += 1
             return -1
         slot = owners[0]
-        if address == self._protocols[slot].peer.remote:
+        peer = self._protocols[slot].peer
+        if address == peer.remote:
+            running = peer.packets and self.last_tick - peer.last_tick < SSRC_CHANGE_TICKS
+            events = (int(rx.buffer[index, 1]) & 0x7F) == peer.te_pt  # RFC 4733: any SSRC
+            if running and ssrc != peer.ssrc and not events:
+                self.unclaimed += 1  # its stream is running: another call from the same peer
+                return -1
             self.demux.learn(slot, ssrc)  # a new stream of the known peer
             self.rtcp_demux.learn(slot, ssrc)
         return slot
