@@ -216,7 +216,6 @@ class Switch:
                 force_rport=settings.force_rport,
                 allowed_methods=ALLOWED_METHODS,
                 accepted_content_types=ACCEPTED_CONTENT_TYPES,
-                trying_delay=0.1,  # the 180 goes out while the document is fetched: no 100 needed
             )
         )
         app_url = settings.twiml_url or DEMO_URL
