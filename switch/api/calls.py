@@ -199,6 +199,8 @@ async def create_call(request: web.Request) -> web.Response:
         call.to = to  # as Twilio shows it: client:alice
     if plan.record or plan.send_digits:
         context.answers.plan(call.sid, plan)
+    # The creation record is committed before the 201: a call whose sid the client holds survives a crash.
+    await context.store.flush()
     # Shown as created: queued, whatever the call has reached since.
     return json_response(call_json(record_of(call, "queued", now=context.clock())), status=201)
 
