@@ -270,8 +270,16 @@ class InboundCall(Call):
     direction = "inbound"
 
     def __init__(
-        self, manager: CallManager, invite: RequestReceived, channel: int, answer: AudioAnswer
+        self,
+        manager: CallManager,
+        invite: RequestReceived,
+        channel: int,
+        answer: AudioAnswer | None,
+        *,
+        late_offer: bytes = b"",
     ) -> None:
+        """``answer`` is our answer to the INVITE's SDP offer; None for a late offer (an INVITE without
+        SDP, RFC 3264 §4, RFC 3261 §13.2.1): the 200 carries ``late_offer``, the ACK the answer."""
         request = invite.request
         super().__init__(
             manager,
@@ -285,11 +293,20 @@ class InboundCall(Call):
         self.sip_source_ip = invite.source[0]
         self.sip_headers = x_headers_of(request)
         self.forwarded_from = forwarded_from_of(request)
-        self.offer_answer = answer
+        self._offer_answer = answer
+        self.late_offer = late_offer
         self.local_tag = secrets.token_hex(8)
         self.final_sent = False
         self.status = "ringing"
         self._ringing_sent = False
+
+    @property
+    def offer_answer(self) -> AudioAnswer:
+        """Our answer to the INVITE's offer. A late-offer call has none before its ACK, so it can have no
+        early media (no SDP in a provisional response, RFC 3261 §13.2.1): raises MediaError then."""
+        if self._offer_answer is None:
+            raise MediaError("a late-offer call has no SDP answer before its ACK: no early media")
+        return self._offer_answer
 
     def _response(self, status: int, *, body: bytes = b"") -> Response:
         manager = self.manager
@@ -323,8 +340,11 @@ class InboundCall(Call):
         if self.answered or self.final_sent or self.ended.is_set():
             return
         manager = self.manager
+        if self._offer_answer is None:
+            await self._answer_with_offer()
+            return
         try:
-            self.configure_media(self.offer_answer)
+            self.configure_media(self._offer_answer)
         except MediaError as exc:
             log.warning("cannot answer CallSid=%s: %s", self.sid, exc)
             self.send_final(488, warning=str(exc))
@@ -334,10 +354,34 @@ class InboundCall(Call):
         self.answered = True
         self.answered_at = time.time()
         self.sip_response_code = 200
-        self.dialog_id = manager.respond(self.invite, self._response(200, body=self.offer_answer.sdp))
+        self.dialog_id = manager.respond(self.invite, self._response(200, body=self._offer_answer.sdp))
         if self.dialog_id is not None:
             manager.by_dialog[self.dialog_id] = self
         manager.set_status(self, "in-progress")
+
+    async def _answer_with_offer(self) -> None:
+        """Answer a late offer: our offer goes in the 200; the media channel is configured when the ACK
+        brings the answer (``CallManager.on_late_answer``), which this waits for, so the verb that follows
+        has media. An ACK without a usable answer, or none, ends the call with BYE."""
+        manager = self.manager
+        self.final_sent = True
+        self.answered = True
+        self.answered_at = time.time()
+        self.sip_response_code = 200
+        self.dialog_id = manager.respond(self.invite, self._response(200, body=self.late_offer))
+        if self.dialog_id is not None:
+            manager.by_dialog[self.dialog_id] = self
+        manager.set_status(self, "in-progress")
+        if not self.acked.is_set():
+            acked = asyncio.ensure_future(self.acked.wait())
+            ended = asyncio.ensure_future(self.ended.wait())
+            try:
+                await asyncio.wait((acked, ended), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                acked.cancel()
+                ended.cancel()
+        if self.media is None and not self.ended.is_set():  # the ACK never came (timer H)
+            await self.hangup()
 
     async def reject(self, status: int) -> None:
         if self.final_sent or self.ended.is_set():

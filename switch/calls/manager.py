@@ -14,6 +14,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import replace
 from typing import Literal, Protocol
 
 from switch.calls.call import FINAL_STATUSES, Call, InboundCall, OutboundCall
@@ -52,6 +53,8 @@ from switch.sip.uri import SipURI, parse_uri
 log = logging.getLogger("switch.calls")
 
 SUPPORTED_CODECS = ("PCMU", "PCMA", "telephone-event")
+LATE_OFFER_CODECS = ("PCMU", "PCMA", "G722", "opus", "telephone-event")
+"""What the switch offers in the 200 to an INVITE without SDP: every codec the media engine carries."""
 BUSY_CODES = frozenset({486, 600, 603})
 NO_ANSWER_CODES = frozenset({408, 480, 487})
 
@@ -279,6 +282,8 @@ class CallManager:
         elif isinstance(event, AckReceived):
             acknowledged = self.by_dialog.get(event.dialog_id)
             if acknowledged is not None:
+                if acknowledged.media is None and isinstance(acknowledged, InboundCall):
+                    self.on_late_answer(acknowledged, event.request)
                 acknowledged.acked.set()
         elif isinstance(event, AckTimeout):
             unacknowledged = self.by_dialog.get(event.dialog_id)
@@ -286,6 +291,20 @@ class CallManager:
                 log.info("no ACK for the 200 OK CallSid=%s: hanging up", unacknowledged.sid)
                 unacknowledged.acked.set()  # the transaction gave up: BYE may go now (RFC 3261 §15)
                 self._spawn(unacknowledged.hangup())
+
+    def on_late_answer(self, call: InboundCall, ack: Request) -> None:
+        """The ACK of a late-offer call carries the SDP answer to our offer: configure the media channel,
+        or end the call with BYE when there is no usable answer (RFC 3264 §4: the ACK must carry it)."""
+        try:
+            if not ack.body:
+                raise SdpError("the ACK carries no SDP answer")
+            answer = parse_answer(ack.body, LATE_OFFER_CODECS)
+            # Our offer stays the session description a body-less re-INVITE is answered with.
+            call.configure_media(replace(answer, sdp=call.late_offer))
+        except (SdpError, MediaError, ValueError) as exc:
+            log.warning("late offer CallSid=%s: %s: hanging up", call.sid, exc)
+            self.send_bye(call)
+            self.finish(call, "failed", f"no usable SDP answer in the ACK ({exc})")
 
     def _ringing_inbound(self, call_id: str, from_tag: str | None) -> InboundCall | None:
         for call in self.calls.values():
@@ -301,17 +320,13 @@ class CallManager:
             response.headers.add("Retry-After", "5")
             self.respond(event, response)
             return
-        if not request.body:
-            # A late offer (no SDP in the INVITE) is legal; answering it with our offer is not built yet.
-            response = make_response(request, 488)
-            response.headers.add("Warning", '399 switch "an SDP offer in the INVITE is required"')
-            self.respond(event, response)
-            return
-        try:
-            offer = parse_sdp(request.body)
-        except SdpError as exc:
-            self.respond(event, make_response(request, 400, f"Bad SDP: {exc}"[:120]))
-            return
+        offer: SessionDescription | None = None  # None: a late offer, the switch offers in its 200
+        if request.body:
+            try:
+                offer = parse_sdp(request.body)
+            except SdpError as exc:
+                self.respond(event, make_response(request, 400, f"Bad SDP: {exc}"[:120]))
+                return
         called = (request.uri.user if isinstance(request.uri, SipURI) else "") or ""
         route = self.dialplan.route_for(called, authenticated=True)
         user = self._caller(event, route)
@@ -342,7 +357,7 @@ class CallManager:
         return False
 
     async def _inbound(
-        self, event: RequestReceived, offer: SessionDescription, route: Route | None, user: str | None
+        self, event: RequestReceived, offer: SessionDescription | None, route: Route | None, user: str | None
     ) -> None:
         """One task per inbound call: set it up, then run its first application.
 
@@ -358,7 +373,7 @@ class CallManager:
             await self._run_first_application(call, route.twiml if route is not None else self.app_url)
 
     async def _start_inbound(
-        self, event: RequestReceived, offer: SessionDescription, route: Route | None, user: str | None
+        self, event: RequestReceived, offer: SessionDescription | None, route: Route | None, user: str | None
     ) -> InboundCall | None:
         """The call with its media channel and SDP answer, announced initiated and ringing (None when it
         was refused: 503 without a channel, 488 without a common codec)."""
@@ -371,20 +386,26 @@ class CallManager:
             response.headers.add("Retry-After", "5")
             self.respond(event, response)
             return None
-        try:
-            answer = negotiate(
-                offer,
-                local_address=self.contact_host,
-                local_port=self.media.local_port(channel),
-                supported=SUPPORTED_CODECS,
-                session_id=self._session_id,
-                session_version=1,
+        if offer is None:
+            late_offer = create_offer(
+                self.contact_host, self.media.local_port(channel), LATE_OFFER_CODECS, self._session_id, 1
             )
-        except NoCommonCodec:
-            await self._close_channel(channel)
-            self.respond(event, make_response(request, 488))
-            return None
-        call = InboundCall(self, event, channel, answer)
+            call = InboundCall(self, event, channel, None, late_offer=late_offer)
+        else:
+            try:
+                answer = negotiate(
+                    offer,
+                    local_address=self.contact_host,
+                    local_port=self.media.local_port(channel),
+                    supported=SUPPORTED_CODECS,
+                    session_id=self._session_id,
+                    session_version=1,
+                )
+            except NoCommonCodec:
+                await self._close_channel(channel)
+                self.respond(event, make_response(request, 488))
+                return None
+            call = InboundCall(self, event, channel, answer)
         call.user = user
         if route is not None and route.fallback:
             call.fallback_url = route.fallback

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 __all__ = [
+    "ANSWER_PTIMES",
     "AudioAnswer",
     "Attribute",
     "Connection",
@@ -503,7 +504,10 @@ def _validate_attributes(description: SessionDescription) -> None:
 # Offer/answer (RFC 3264) for one audio stream
 
 DEFAULT_PTIME = 20
-"""Packet time in ms when the peer states none; also the packet time the switch asks for."""
+"""Packet time in ms when the peer states none; also the packet time the switch offers."""
+ANSWER_PTIMES = frozenset({10, 20, 30, 40, 50, 60})
+"""Packet times the media engine sends (``switch.media.engine.PTIMES``): an answer echoes the offer's
+a=ptime when it is one of these, else says ``DEFAULT_PTIME``, the packet time the engine falls back to."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -609,14 +613,14 @@ def _session(
 
 
 def _audio_attributes(
-    codecs: Sequence[tuple[RtpMap, str | None]], direction: Direction
+    codecs: Sequence[tuple[RtpMap, str | None]], direction: Direction, ptime: int = DEFAULT_PTIME
 ) -> tuple[Attribute, ...]:
     attributes: list[Attribute] = []
     for mapping, fmtp in codecs:
         attributes.append(Attribute("rtpmap", mapping.to_value()))
         if fmtp:
             attributes.append(Attribute("fmtp", f"{mapping.payload_type} {fmtp}"))
-    attributes.append(Attribute("ptime", str(DEFAULT_PTIME)))
+    attributes.append(Attribute("ptime", str(ptime)))
     attributes.append(Attribute(direction))
     return tuple(attributes)
 
@@ -653,13 +657,20 @@ def negotiate(
             te = selection.telephone_event
             codecs.append((te, m.fmtp(te.payload_type) or "0-16"))
         formats = tuple(str(mapping.payload_type) for mapping, _ in codecs)
-        attributes = _audio_attributes(codecs, selection.local_direction)
+        attributes = _audio_attributes(codecs, selection.local_direction, _answer_ptime(m, selection.codec))
         answer_media.append(MediaDescription("audio", local_port, m.proto, formats, attributes=attributes))
     if chosen is None:
         raise NoCommonCodec("no acceptable audio stream in the offer")
     index, selection, m = chosen
     sdp = _session(local_address, session_id, session_version, answer_media).to_bytes()
     return _answer(selection, index, m, sdp)
+
+
+def _answer_ptime(m: MediaDescription, codec: str) -> int:
+    """The a=ptime of our answer: the packet time the switch will send, which is the offer's when the
+    engine can send it (Opus goes in 20 ms frames only), as RFC 3264 §6.1 lets the answerer choose."""
+    ptime = m.ptime
+    return ptime if ptime in ANSWER_PTIMES and codec != "opus" else DEFAULT_PTIME
 
 
 def _answer(selection: _Selection, index: int, m: MediaDescription, sdp: bytes) -> AudioAnswer:
