@@ -194,12 +194,16 @@ class Headers:
         key, canon = _key(name)
         if self.parsed:
             self.parsed.clear()
-        for i, item in enumerate(self._items):
+        items = self._items
+        for i, item in enumerate(items):
             if item[0] == key:
-                self._items[i] = (key, item[1], value)
-                self._items = [it for j, it in enumerate(self._items) if j <= i or it[0] != key]
+                items[i] = (key, item[1], value)
+                for later in items[i + 1 :]:
+                    if later[0] == key:  # more fields of this name: drop them (rare)
+                        self._items = items[: i + 1] + [it for it in items[i + 1 :] if it[0] != key]
+                        break
                 return
-        self._items.append((key, canon, value))
+        items.append((key, canon, value))
 
     def remove(self, name: str) -> None:
         """Remove every field of this name."""

@@ -383,7 +383,8 @@ def _parse(data: bytes) -> Request | Response:
     msg = _parse_start_line(start_line)
     headers = msg.headers
     headers.extend(fields)
-    length = _content_length(headers.get_all("Content-Length"))
+    lengths = headers.get_all("Content-Length")
+    length = _content_length(lengths)
     available = len(data) - body_start
     if length is None:
         msg.body = data[body_start:]
@@ -391,7 +392,9 @@ def _parse(data: bytes) -> Request | Response:
         raise SipParseError(f"Content-Length {length} exceeds the {available} octets received")
     else:
         msg.body = data[body_start : body_start + length]
-    headers.set("Content-Length", str(len(msg.body)))
+    size = str(len(msg.body))
+    if len(lengths) != 1 or lengths[0] != size:  # one field, its value the body's size
+        headers.set("Content-Length", size)
     _validate(msg)
     return msg
 
