@@ -216,6 +216,17 @@ def _restamp(headers: Headers, top_via: str) -> Headers:
     return out
 
 
+def _restamp_owned(headers: Headers, top_via: str) -> Headers:
+    """``_restamp`` for headers the core owns (a response it built or copied): changed in place when
+    the top Via is alone on its line, so a response's fields are copied once on its way out."""
+    first = headers.get("Via")
+    if first is None or first == top_via:
+        return headers
+    if "," not in first and headers.replace_first("Via", top_via):
+        return headers
+    return _restamp(headers, top_via)
+
+
 @dataclass(slots=True)
 class _DialogExtras:
     invite: _Entry | None = None  # the INVITE server transaction whose 2xx awaits its ACK
@@ -641,7 +652,8 @@ class SipCore:
         self._send_response(entry, response, now)
 
     def _send_response(self, entry: _Entry, response: Response, now: float) -> None:
-        headers = _restamp(response.headers, entry.top_via)
+        """Send a response the core owns (built by it, or copied in ``respond``)."""
+        headers = _restamp_owned(response.headers, entry.top_via)
         if headers is not response.headers:
             response = Response(response.status, response.reason, headers, response.body, response.version)
         tx = entry.tx

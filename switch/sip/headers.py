@@ -189,6 +189,18 @@ class Headers:
                 return copy
         return None
 
+    def replace_first(self, name: str, value: str) -> bool:
+        """Change the value of the first field of ``name`` in place; False when there is none."""
+        key = _key(name)[0]
+        items = self._items
+        for i, item in enumerate(items):
+            if item[0] == key:
+                items[i] = (key, item[1], value)
+                if self.parsed:
+                    self.parsed.clear()
+                return True
+        return False
+
     def set(self, name: str, value: str) -> None:
         """Replace every field of this name by one, at the position of the first (or at the end)."""
         key, canon = _key(name)

@@ -424,12 +424,10 @@ def make_response(
 ) -> Response:
     """A response to ``request`` (RFC 3261 8.2.6.2): Vias in order, From, To (+tag), Call-ID, CSeq."""
     src = request.headers
-    headers = Headers()
-    for via in src.get_all("Via"):
-        headers.add("Via", via)
+    fields = [("Via", via) for via in src.get_all("Via")]
     from_ = src.get("From")
     if from_ is not None:
-        headers.add("From", from_)
+        fields.append(("From", from_))
     to = src.get("To")
     if to is not None:
         if to_tag is not None and status != 100:
@@ -439,15 +437,17 @@ def make_response(
                 has_tag = True
             if not has_tag:
                 to = f"{to};tag={to_tag}"
-        headers.add("To", to)
+        fields.append(("To", to))
     for name in ("Call-ID", "CSeq"):
         value = src.get(name)
         if value is not None:
-            headers.add(name, value)
+            fields.append((name, value))
     if status == 100:
         timestamp = src.get("Timestamp")
         if timestamp is not None:
-            headers.add("Timestamp", timestamp)
+            fields.append(("Timestamp", timestamp))
+    headers = Headers()
+    headers.extend(fields)
     return Response(status, reason if reason is not None else reason_phrase(status), headers)
 
 

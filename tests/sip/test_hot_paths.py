@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from switch.sip.core import _new_tag, _random_hex
+from switch.sip.core import _new_tag, _random_hex, _restamp_owned
 from switch.sip.headers import Headers
 from switch.sip.message import parse_message, serialize
 
@@ -71,3 +71,17 @@ def test_a_forked_child_does_not_repeat_the_parents_tags() -> None:
     os.waitpid(pid, 0)
     assert len(child_tag) == 10
     assert child_tag != _new_tag()
+
+
+def test_restamp_changes_owned_headers_in_place_and_splits_a_via_list() -> None:
+    alone = Headers([("Via", "SIP/2.0/UDP a;branch=z9hG4bK1"), ("Via", "SIP/2.0/UDP b"), ("To", "t")])
+    alone.parsed["Via"] = []
+    stamped = "SIP/2.0/UDP a;branch=z9hG4bK1;received=127.0.0.2"
+    assert _restamp_owned(alone, stamped) is alone
+    assert alone.items() == [("Via", stamped), ("Via", "SIP/2.0/UDP b"), ("To", "t")]
+    assert alone.parsed == {}  # the parsed views are forgotten
+    listed = Headers([("To", "t"), ("Via", "SIP/2.0/UDP a;branch=z9hG4bK1, SIP/2.0/UDP b")])
+    out = _restamp_owned(listed, stamped)
+    assert out.items() == [("To", "t"), ("Via", stamped), ("Via", "SIP/2.0/UDP b")]
+    same = Headers([("Via", stamped)])
+    assert _restamp_owned(same, stamped) is same and same.items() == [("Via", stamped)]
