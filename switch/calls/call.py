@@ -372,7 +372,7 @@ class InboundCall(Call):
         if self.dialog_id is not None:
             manager.by_dialog[self.dialog_id] = self
         manager.set_status(self, "in-progress")
-        if not self.acked.is_set():
+        if self.dialog_id is not None and not self.acked.is_set():  # no dialog: no ACK will be matched
             acked = asyncio.ensure_future(self.acked.wait())
             ended = asyncio.ensure_future(self.ended.wait())
             try:

@@ -451,8 +451,11 @@ class CallManager:
         if current is None:
             self.respond(event, make_response(request, 491))
             return
-        if not request.body:  # no offer: answer with the current session again
-            self._answer_sdp(event, current.sdp)
+        if not request.body:  # no offer (RFC 3261 §14.2): our offer is the current session again
+            sdp = current.sdp
+            if isinstance(call, OutboundCall) and call.invite_request is not None:
+                sdp = call.invite_request.body  # current.sdp is the callee's answer, not our session
+            self._answer_sdp(event, sdp)
             return
         try:
             answer = negotiate(

@@ -14,11 +14,12 @@ from typing import Any, cast
 
 import pytest
 
+import switch.calls.call
 from switch.calls.call import Call, InboundCall
 from switch.calls.manager import CallManager
 from switch.media.control import MediaControl
 from switch.media.tts import TextToSpeech
-from switch.sip.events import AckReceived, AckTimeout, RequestReceived
+from switch.sip.events import AckReceived, AckTimeout, RequestReceived, ResponseReceived
 from switch.sip.message import Request, Response, parse_message
 from switch.sip.sdp import parse_sdp
 
@@ -36,15 +37,19 @@ class FakeSip:
     def __init__(self) -> None:
         self.responses: list[Response] = []
         self.in_dialog: list[tuple[str, str, bytes]] = []
+        self.requests: list[Request] = []
+        self.dialogs = True
+        """False: the core takes no 2xx (its transaction is gone), so no dialog is made."""
 
     def respond(self, event: RequestReceived, response: Response) -> str | None:
         self.responses.append(response)
         if event.request.method == "INVITE" and event.dialog_id is None and 200 <= response.status < 300:
-            return DIALOG
+            return DIALOG if self.dialogs else None
         return None
 
     def send_request(self, request: Request, destination: tuple[str, int], transport: str) -> str:
-        raise AssertionError("no outbound request expected")
+        self.requests.append(request)
+        return f"out-{len(self.requests)}"
 
     def send_in_dialog(
         self, dialog_id: str, method: str, *, body: bytes = b"", headers: Iterable[tuple[str, str]] = ()
@@ -218,3 +223,42 @@ async def test_a_late_offer_call_has_no_early_media() -> None:
     with pytest.raises(MediaError, match="late-offer"):
         _ = call.offer_answer
     assert call.late_offer and parse_sdp(call.late_offer).media[0].formats == ("0", "8", "9", "96", "101")
+
+
+async def test_a_2xx_that_makes_no_dialog_does_not_leave_the_call_waiting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(switch.calls.call, "ACK_WAIT", 0.01)
+    h = Harness()
+    h.sip.dialogs = False
+    call = await h.invite()
+    for _ in range(100):
+        if call.ended.is_set():
+            break
+        await asyncio.sleep(0.005)
+    assert call.ended.is_set() and h.after_answer == [None]
+    assert h.media.configured == [] and h.sip.in_dialog == []
+
+
+async def test_a_reinvite_without_sdp_to_an_outbound_call_gets_our_offer_not_the_callees_answer() -> None:
+    h = Harness()
+    call = await h.manager.originate(
+        to="sip:callee@127.0.0.9:5070", from_="+15550100", url=None, twiml="<Response/>"
+    )
+    await h.settle()
+    (invite,) = h.sip.requests
+    head = (
+        "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-out\r\n"
+        f"From: {invite.headers.get('From')}\r\nTo: <sip:callee@127.0.0.9>;tag=callee\r\n"
+        f"Call-ID: {call.sip_call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:callee@127.0.0.9:5070>\r\n"
+        f"Content-Type: application/sdp\r\nContent-Length: {len(ANSWER_PCMA)}\r\n\r\n"
+    )
+    ok = parse_message(head.encode() + ANSWER_PCMA)
+    assert isinstance(ok, Response)
+    h.manager.handle_event(ResponseReceived(ok, "out-1", DIALOG))
+    await h.settle()
+    assert h.media.configured[-1]["codec"] == "PCMA" and call.status == "in-progress"
+    h.manager.handle_event(RequestReceived(_in_dialog("INVITE", 2), SOURCE, "UDP", None, DIALOG, "tx-2"))
+    reply = h.sip.responses[-1]
+    assert reply.status == 200 and reply.body == invite.body
+    assert parse_sdp(reply.body).media[0].port == 30003
