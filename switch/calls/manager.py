@@ -52,7 +52,8 @@ from switch.sip.uri import SipURI, parse_uri
 
 log = logging.getLogger("switch.calls")
 
-SUPPORTED_CODECS = ("PCMU", "PCMA", "telephone-event")
+SUPPORTED_CODECS = ("PCMU", "PCMA", "G722", "opus", "telephone-event")
+"""What the switch accepts in an offer (the offerer's first usable one): every codec the engine carries."""
 LATE_OFFER_CODECS = ("PCMU", "PCMA", "G722", "opus", "telephone-event")
 """What the switch offers in the 200 to an INVITE without SDP: every codec the media engine carries."""
 BUSY_CODES = frozenset({486, 600, 603})
