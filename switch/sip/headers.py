@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from switch.sip.errors import SipParseError
-from switch.sip.uri import AbsoluteURI, SipURI, parse_uri
+from switch.sip.uri import AbsoluteURI, SipURI, parse_uri, remember
 
 __all__ = [
     "LIST_HEADERS",
@@ -447,10 +447,6 @@ def _parse_quoted(text: str, start: int) -> tuple[str, int]:
 
 
 _NAME_ADDRS: dict[str, NameAddr] = {}
-PARSE_CACHE_LIMIT = 4096
-"""Values kept by ``parse_name_addr`` (and ``parse_uri``); the cache is emptied when it holds this many."""
-PARSE_CACHE_TEXT = 256
-"""Only texts up to this long are kept (a phone's From/To/Contact is well under it)."""
 
 
 def parse_name_addr(text: str) -> NameAddr:
@@ -465,12 +461,7 @@ def parse_name_addr(text: str) -> NameAddr:
     found = _NAME_ADDRS.get(text)
     if found is not None:
         return found
-    parsed = _parse_name_addr(text)
-    if len(text) <= PARSE_CACHE_TEXT:  # bounded memory whatever a peer sends
-        if len(_NAME_ADDRS) >= PARSE_CACHE_LIMIT:
-            _NAME_ADDRS.clear()
-        _NAME_ADDRS[text] = parsed
-    return parsed
+    return remember(_NAME_ADDRS, text, _parse_name_addr(text))
 
 
 def _parse_name_addr(text: str) -> NameAddr:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from switch.sip.errors import SipParseError
 
@@ -188,9 +189,24 @@ def _parse_sip(scheme: str, rest: str, whole: str) -> SipURI:
     return SipURI(scheme, user, password, host, port, params, headers, raw)
 
 
+PARSE_CACHE_LIMIT = 4096
+"""Values kept by ``parse_uri`` (and ``parse_name_addr``); a cache is emptied when it holds this many."""
+PARSE_CACHE_TEXT = 256
+"""Only texts up to this long are kept (a phone's From/To/Contact is well under it)."""
+
+_T = TypeVar("_T")
+
+
+def remember(cache: dict[str, _T], text: str, parsed: _T) -> _T:
+    """Keep ``parsed`` as the parse of ``text`` in ``cache``, with memory bounded whatever a peer sends."""
+    if len(text) <= PARSE_CACHE_TEXT:
+        if len(cache) >= PARSE_CACHE_LIMIT:
+            cache.clear()
+        cache[text] = parsed
+    return parsed
+
+
 _URIS: dict[str, SipURI | AbsoluteURI] = {}
-_URIS_LIMIT = 4096
-_URIS_TEXT = 256
 
 
 def parse_uri(text: str) -> SipURI | AbsoluteURI:
@@ -201,12 +217,7 @@ def parse_uri(text: str) -> SipURI | AbsoluteURI:
     found = _URIS.get(text)
     if found is not None:
         return found
-    parsed = _parse_uri(text)
-    if len(text) <= _URIS_TEXT:  # bounded memory whatever a peer sends
-        if len(_URIS) >= _URIS_LIMIT:
-            _URIS.clear()
-        _URIS[text] = parsed
-    return parsed
+    return remember(_URIS, text, _parse_uri(text))
 
 
 def _parse_uri(text: str) -> SipURI | AbsoluteURI:
